@@ -1,0 +1,79 @@
+"""`instrec <command>`: one entry point, each command's module imported only when used.
+
+A command module provides `add_arguments(parser, command)` and `run(args) -> int`.
+Importing lazily keeps `instrec predict` free of the training stack and `--help` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from instrec.errors import InstrecError
+
+# command -> (module, one-line help), in the order a newcomer meets them
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("instrec.demo", "render data, pre-train, fine-tune, evaluate: the whole paper, tiny"),
+    "synth": ("instrec.data.render", "render NSynth-format notes or IRMAS-format ensembles"),
+    "prepare": ("instrec.data.prepare", "decode a dataset once into a fast clip store"),
+    "models": ("instrec.model.zoo", "list the model variants with parameters and MACs"),
+    "pretrain": ("instrec.train", "pre-train on isolated notes (softmax over instruments)"),
+    "finetune": ("instrec.train", "fine-tune on polyphonic music (sigmoid over classes)"),
+    "evaluate": ("instrec.evaluate", "F1, LRAP, per-class scores and figures for a model"),
+    "reproduce": ("instrec.reproduce", "run the paper's experiment grid and write its tables"),
+    "predict": ("instrec.predict", "name the instruments in audio files or folders"),
+    "export": ("instrec.export", "export a model to ONNX, verified against PyTorch"),
+}
+
+
+def _top_level_parser() -> argparse.ArgumentParser:
+    listing = "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="instrec",
+        description="Predominant instrument recognition in polyphonic music.",
+        epilog=f"commands:\n{listing}\n\nRun 'instrec COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=COMMANDS, metavar="COMMAND", help="what to do")
+    parser.add_argument("--version", action="version", version=_version())
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return f"instrec {version('instrec')}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, run one command, and turn expected failures into one line."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_level_parser()
+    if not argv or argv[0].startswith("-"):
+        top.parse_args(argv or ["--help"])
+        return 0
+    command = top.parse_args(argv[:1]).command
+    module_name, help_ = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(
+        prog=f"instrec {command}",
+        description=help_,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    module.add_arguments(parser, command)
+    args = parser.parse_args(argv[1:])
+    args.command = command
+    try:
+        return int(module.run(args) or 0)
+    except InstrecError as error:
+        print(f"instrec {command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"instrec {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

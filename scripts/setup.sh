@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install instrec and what it needs on a Debian/Ubuntu machine: the sampled instruments
+# (libfluidsynth + three General MIDI soundfonts) from apt, and the package in ./.venv.
+#   bash scripts/setup.sh          # to use instrec
+#   bash scripts/setup.sh --dev    # also the test and lint tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small)
+missing=()
+for deb in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing+=("$deb")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) == 0 ]] || sudo="sudo"
+  echo "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# the CPU build of PyTorch first, so that nothing below pulls a multi-GB CUDA build
+.venv/bin/python -m pip install -q "torch==2.13.0"
+extra=""
+[[ "${1:-}" == "--dev" ]] && extra="[dev]"
+.venv/bin/python -m pip install -q -e ".${extra}"
+echo "instrec installed in $(pwd)/.venv (run .venv/bin/instrec --help)"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Lint, type-check and test instrec (after `bash scripts/setup.sh --dev`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.venv/bin
+"$bin/ruff" check instrec tests benchmarks
+"$bin/ruff" format --check instrec tests benchmarks
+"$bin/mypy"
+"$bin/python" -m pytest "$@"
