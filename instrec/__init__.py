@@ -8,3 +8,10 @@ try:
     __version__ = version("instrec")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
+
+
+def load_model(path: str):  # type: ignore[no-untyped-def]
+    """Load a saved model file for tagging: `instrec.load_model("model.pt").predict("song.mp3")`."""
+    from instrec.predict import load_model as _load_model
+
+    return _load_model(path)
