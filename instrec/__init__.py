@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from instrec.predict import Tagger
 
 try:
     __version__ = version("instrec")
@@ -10,7 +14,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0"
 
 
-def load_model(path: str):  # type: ignore[no-untyped-def]
+def load_model(path: str) -> Tagger:
     """Load a saved model file for tagging: `instrec.load_model("model.pt").predict("song.mp3")`."""
     from instrec.predict import load_model as _load_model
 
