@@ -1,0 +1,165 @@
+"""`instrec synth notes|ensembles`: the project's own data, rendered from real sampled
+instruments (General MIDI soundfonts) and real scores (music21's corpus).
+
+notes:     an NSynth-format dataset of isolated notes (instrec.data.notes)
+ensembles: an IRMAS-format dataset of multi-instrument excerpts (instrec.data.ensembles)
+
+Full scale: `instrec synth notes OUT --max-instruments 0 --pitches all --velocities
+25,50,75,100,127 --workers N` renders every pitched preset of the installed soundfonts
+(303 with the three Debian ones) at every playable key; `instrec synth ensembles OUT
+--composers all --train-songs 1500 --test-songs 300` draws on every multi-part score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from instrec.data.ensembles import DEFAULT_TEST_SECONDS, render_ensembles
+from instrec.data.notes import DEFAULT_SPLIT_FRACTIONS, DEFAULT_VELOCITIES, render_notes
+from instrec.data.scores import DEFAULT_COMPOSERS, MULTIPART_COMPOSERS
+from instrec.errors import InstrecError
+
+__all__ = ["add_arguments", "render_ensembles", "render_notes", "run"]
+
+
+def _numbers(text: str, kind: type = int) -> list:
+    try:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Options of `instrec synth`; each says which kind it applies to."""
+    parser.add_argument("kind", choices=("notes", "ensembles"), help="what to render")
+    parser.add_argument("out", type=Path, help="output folder (a partial render there resumes)")
+    parser.add_argument(
+        "--soundfonts",
+        nargs="+",
+        metavar="SF",
+        help="soundfont files (.sf2/.sf3); default: the installed Debian GM "
+        "soundfonts (FluidR3, MuseScore General, TimGM6mb)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    notes = parser.add_argument_group("notes")
+    notes.add_argument(
+        "--max-instruments",
+        type=int,
+        default=40,
+        help="presets to render, spread over the 11 families (0: all)",
+    )
+    notes.add_argument(
+        "--pitches",
+        default="12",
+        help="N keys spread over each preset's playable range, 'all', or a "
+        "comma-separated list of MIDI keys (21-108)",
+    )
+    notes.add_argument(
+        "--velocities",
+        type=_numbers,
+        default=",".join(map(str, DEFAULT_VELOCITIES)),
+        help="comma-separated MIDI velocities (NSynth: 25,50,75,100,127)",
+    )
+    notes.add_argument(
+        "--split-fractions",
+        type=lambda t: _numbers(t, float),
+        default=",".join(map(str, DEFAULT_SPLIT_FRACTIONS)),
+        help="train,valid,test shares of instruments (recording-disjoint)",
+    )
+    ensembles = parser.add_argument_group("ensembles")
+    ensembles.add_argument(
+        "--train-songs",
+        type=int,
+        default=33,
+        help="scores rendered as training songs (classes dealt in turn)",
+    )
+    ensembles.add_argument(
+        "--test-songs",
+        type=int,
+        default=15,
+        help="scores rendered as testing songs (never in training)",
+    )
+    ensembles.add_argument(
+        "--train-excerpts", type=int, default=5, help="3 s excerpts per training song"
+    )
+    ensembles.add_argument("--test-excerpts", type=int, default=2, help="excerpts per testing song")
+    ensembles.add_argument(
+        "--test-seconds",
+        type=lambda t: _numbers(t, float),
+        default=",".join(map(str, DEFAULT_TEST_SECONDS)),
+        help="min,max length of a testing excerpt in seconds",
+    )
+    ensembles.add_argument(
+        "--composers",
+        default=",".join(DEFAULT_COMPOSERS),
+        help="music21 corpus composers, comma-separated, or 'all' "
+        f"({','.join(MULTIPART_COMPOSERS)})",
+    )
+    ensembles.add_argument(
+        "--background-db",
+        type=float,
+        default=10.0,
+        help="how much quieter (dB) unlabelled parts are than leading ones",
+    )
+    ensembles.add_argument(
+        "--drums", type=float, default=0.3, help="share of songs with a drum kit (0-1)"
+    )
+
+
+def _pitch_choice(text: str) -> int | list[int] | None:
+    if text == "all":
+        return None
+    values = _numbers(text)
+    return values[0] if len(values) == 1 and "," not in text else values
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render, then print what was written."""
+    common = {
+        "soundfonts": args.soundfonts,
+        "seed": args.seed,
+        "workers": args.workers,
+        "progress": not args.no_progress,
+    }
+    if args.kind == "notes":
+        try:
+            pitches = _pitch_choice(args.pitches)
+        except argparse.ArgumentTypeError as error:
+            raise InstrecError(f"--pitches: {error}") from None
+        out = render_notes(
+            args.out,
+            max_instruments=args.max_instruments or None,
+            pitches=pitches,
+            velocities=args.velocities,
+            split_fractions=args.split_fractions,
+            **common,
+        )
+        manifest = "render-notes.json"
+    else:
+        if len(args.test_seconds) != 2:
+            raise InstrecError(f"--test-seconds takes min,max (got {args.test_seconds})")
+        composers = MULTIPART_COMPOSERS if args.composers == "all" else args.composers.split(",")
+        out = render_ensembles(
+            args.out,
+            train_songs=args.train_songs,
+            test_songs=args.test_songs,
+            train_excerpts=args.train_excerpts,
+            test_excerpts=args.test_excerpts,
+            test_seconds=tuple(args.test_seconds),
+            composers=composers,
+            background_db=args.background_db,
+            drums=args.drums,
+            **common,
+        )
+        manifest = "render-ensembles.json"
+    summary = json.loads((out / manifest).read_text(encoding="utf-8"))["summary"]
+    print(f"{args.kind} written to {out}")
+    for key, value in summary.items():
+        print(f"  {key}: {value}")
+    return 0
