@@ -1,0 +1,201 @@
+"""How fast `instrec predict` tags a song on CPU, against the compute floor.
+
+For each model: write a stereo 44.1 kHz MP3 (soundfile), then time tagging it end to end
+(decode, resample, -12 LUFS, network; loading the model is not timed) five ways, after
+timing the audio path alone:
+  decode      the audio path alone, no network: the part a faster network cannot remove
+  per-window  the plain loop: model(windows) in batches of 16, every frame computed twice
+  torch       instrec's Tagger: the body once over 10 s chunks and LDE pooled per window
+              where the receptive field allows (Geometry.pooled), else lone windows
+              batched (channels-last convolutions)
+  onnx        the same graph exported and run on onnxruntime
+  onnx-pooled onnx with frame pooling forced on (the body once over the file) even where
+              the model's receptive field is too wide for it to equal evaluation
+  onnx-int8   the onnx graph with int8 weights (onnxruntime dynamic quantisation)
+and print seconds, real-time factor (audio seconds per second of compute) and the ratio to
+the floor: (multiply-accumulates of the audio, each frame once, plus pooling per window)
+x 2 / FLOP/s of a large fp32 matmul measured in this process just before and after each
+run (averaged: the machine may be shared, so the rate is taken when the run happens).
+`max dp` is the largest file-level probability difference from the torch row (the effect
+of pooling frames instead of padding each window, or of int8). Weights are untrained
+(speed does not depend on them), so accuracy is judged by that difference only.
+
+    python benchmarks/predict_speed.py [--seconds 180] [--threads 2] [--models ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from instrec.audio import SAMPLE_RATE, load_audio, normalize_loudness, windows
+from instrec.export import export_onnx
+from instrec.labels import IRMAS_CLASSES
+from instrec.model.io import save_model_file
+from instrec.model.zoo import Recognizer, build_model
+from instrec.predict import Tagger, load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=180.0, help="song length (s)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for every engine")
+    parser.add_argument("--models", nargs="+", default=["sharesnet18", "resnet34"])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["torch", "decode", "per-window", "onnx", "onnx-pooled", "onnx-int8"],
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} threads")
+    with tempfile.TemporaryDirectory() as tmp:
+        song = Path(tmp) / "song.mp3"
+        write_song(song, args.seconds)
+        print(
+            f"song: {args.seconds:.0f} s, 44.1 kHz stereo MP3, {song.stat().st_size / 1e6:.1f} MB"
+        )
+        for name in args.models:
+            bench_model(name, song, args.seconds, Path(tmp), args)
+
+
+def bench_model(name: str, song: Path, seconds: float, tmp: Path, args: argparse.Namespace) -> None:
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    model_path = save_model_file(tmp / f"{name}.pt", model, IRMAS_CLASSES, threshold=0.5)
+    flop = 2 * audio_macs(model, seconds)
+    print(f"\n{name}: {flop / seconds / 1e9:.1f} GFLOP per second of audio")
+    print(
+        f"  {'method':<11} {'seconds':>8} {'RTF':>7} {'matmul':>12} {'floor s':>8} "
+        f"{'x floor':>8} {'max dp':>8}"
+    )
+    torch_tagger = load_model(model_path)  # loading (and the receptive-field probe) untimed
+    runs: dict[str, Callable[[], dict[str, float]]] = {
+        "decode": lambda: decode_only(song),
+        "per-window": lambda: per_window(model, song),
+        "torch": lambda: torch_tagger.predict(song).probabilities,
+    }
+    if {"onnx", "onnx-pooled", "onnx-int8"} & set(args.methods):
+        onnx_path = export_onnx(model_path, tmp / f"{name}.onnx").path
+        onnx_tagger = load_model(onnx_path, args.threads)
+        pooled_tagger = pooled(load_model(onnx_path, args.threads))
+        int8_tagger = load_model(quantize(onnx_path), args.threads)
+        runs["onnx"] = lambda: onnx_tagger.predict(song).probabilities
+        runs["onnx-pooled"] = lambda: pooled_tagger.predict(song).probabilities
+        runs["onnx-int8"] = lambda: int8_tagger.predict(song).probabilities
+    reference: dict[str, float] | None = None
+    for method in args.methods:
+        before = matmul_flops()  # the machine is shared: measure the rate around each run
+        start = time.perf_counter()
+        result = runs[method]()
+        elapsed = time.perf_counter() - start
+        rate = (before + matmul_flops()) / 2
+        if method == "torch":
+            reference = result
+        drift = max((abs(result[c] - reference[c]) for c in result if reference), default=0.0)
+        print(
+            f"  {method:<11} {elapsed:>8.1f} {seconds / elapsed:>7.2f} "
+            f"{rate / 1e9:>6.1f} GFLOP/s {flop / rate:>8.1f} {elapsed * rate / flop:>8.2f} "
+            f"{drift:>8.1e}",
+            flush=True,
+        )
+
+
+def per_window(model: Recognizer, song: Path, batch: int = 16) -> dict[str, float]:
+    """The plain way: every 1 s window (hop 0.5 s) through the whole model, logits averaged."""
+    x = windows(normalize_loudness(load_audio(song)))  # (windows, 16000)
+    with torch.inference_mode():
+        logits = torch.cat(
+            [model(torch.from_numpy(x[i : i + batch])) for i in range(0, len(x), batch)]
+        )
+    mean = torch.sigmoid(logits.mean(0)).numpy()
+    return {c: float(p) for c, p in zip(IRMAS_CLASSES, mean, strict=True)}
+
+
+def pooled(tagger: Tagger) -> Tagger:
+    """The tagger with frame pooling forced on, whatever the model's receptive field."""
+    engine = tagger.engine
+    engine.geometry = dataclasses.replace(engine.geometry, pooled=True)
+    return tagger
+
+
+def decode_only(song: Path) -> dict[str, float]:
+    """The audio path alone (decode, resample, -12 LUFS): the part no network speed-up touches."""
+    normalize_loudness(load_audio(song))
+    return {}
+
+
+def audio_macs(model: Recognizer, seconds: float) -> float:
+    """Multiply-accumulates to tag `seconds` of audio: each frame once, plus LDE and head
+    per 1 s window at 0.5 s hop. Counted on the meta device (no arithmetic is done)."""
+    meta = build_model(model.config.arch, model.config.num_classes).to("meta").eval()
+    probe = 10 * SAMPLE_RATE
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        frames = meta.frame_features(torch.zeros(1, probe, device="meta"))
+    per_frame = counter.get_total_flops() / 2 / frames.shape[1]
+    window_frames = -(-SAMPLE_RATE // model.samples_per_frame)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        meta.head(meta.pool(torch.zeros(1, window_frames, frames.shape[2], device="meta")))
+    n_windows = max(1, int(np.ceil((seconds - 1.0) / 0.5)) + 1)
+    total_frames = seconds * SAMPLE_RATE / model.samples_per_frame
+    return per_frame * total_frames + n_windows * counter.get_total_flops() / 2
+
+
+def matmul_flops(size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a large fp32 matmul on the current threads: the best of `repeats`."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def quantize(onnx_path: Path) -> Path:
+    """int8 weights, activations quantised on the fly (onnxruntime dynamic quantisation);
+    the instrec metadata is carried over so predict can run it."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = onnx_path.with_name(onnx_path.stem + ".int8.onnx")
+    source = onnx.load(str(onnx_path))
+    weights = {w.name for w in source.graph.initializer}
+    computed = [  # the sinc convolution builds its kernels at run time: keep it fp32
+        n.name for n in source.graph.node if n.op_type == "Conv" and n.input[1] not in weights
+    ]
+    quantize_dynamic(onnx_path, out, weight_type=QuantType.QInt8, nodes_to_exclude=computed)
+    quantized = onnx.load(str(out))
+    del quantized.metadata_props[:]
+    quantized.metadata_props.extend(source.metadata_props)
+    onnx.save(quantized, str(out))
+    return out
+
+
+def write_song(path: Path, seconds: float, sr: int = 44_100) -> None:
+    """A music-like stereo signal: decaying harmonic notes on a melody plus a little noise."""
+    rng = np.random.default_rng(0)
+    t = np.arange(round(seconds * sr)) / sr
+    pitches = 220.0 * 2 ** (rng.integers(0, 12, int(seconds * 2) + 1) / 12)
+    f0 = pitches[(t * 2).astype(int)]  # a new note every 0.5 s
+    envelope = np.exp(-3 * (t % 0.5))
+    voice = sum(np.sin(2 * np.pi * h * np.cumsum(f0) / sr) / h for h in range(1, 6))
+    left = 0.3 * envelope * voice + 0.01 * rng.standard_normal(t.size)
+    right = 0.8 * left + 0.05 * np.sin(2 * np.pi * 110 * t)
+    soundfile.write(path, np.stack([left, right], axis=1).astype(np.float32), sr, format="MP3")
+
+
+if __name__ == "__main__":
+    main()
