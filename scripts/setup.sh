@@ -23,7 +23,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # the CPU build of PyTorch first, so that nothing below pulls a multi-GB CUDA build
 .venv/bin/python -m pip install -q "torch==2.13.0"
-extra=""
-[[ "${1:-}" == "--dev" ]] && extra="[dev]"
-.venv/bin/python -m pip install -q -e ".${extra}"
+extras="full"
+[[ "${1:-}" == "--dev" ]] && extras="full,dev"
+.venv/bin/python -m pip install -q -e ".[${extras}]"
 echo "instrec installed in $(pwd)/.venv (run .venv/bin/instrec --help)"
