@@ -1,0 +1,294 @@
+"""The reproduction grid: which cells each experiment needs, their cache, the tables.
+
+Training and evaluation are replaced by fakes that write a model file and a metrics.json
+whose scores encode the cell's settings, so planning, caching, resuming, failures and
+the assembled tables are checked in seconds; tests/test_demo.py runs the real thing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from dataset_trees import (
+    write_irmas_test_tree,
+    write_irmas_train_tree,
+    write_nsynth_tree,
+)
+
+from instrec import reproduce as rp
+from instrec.config import Config
+from instrec.data.store import Entry, StoreWriter
+from instrec.errors import InstrecError
+from instrec.labels import IRMAS_CLASSES
+from instrec.model.zoo import MODEL_NAMES
+
+TINY = rp.PRESETS["tiny"]
+TINY_MODEL = "sharesnet18"  # tiny_pretrain's backbone
+
+
+def _store(path: Path, kind: str, classes: tuple[str, ...]) -> Path:
+    with StoreWriter(path, kind, classes) as writer:
+        for i in range(4):
+            entry = Entry(Path(f"{i}.wav"), f"{i}.wav", (i % len(classes),), "train", i)
+            writer.add(entry, [np.zeros(16_000, dtype=np.float32)], [{}])
+        writer.finish(16_000, {})
+    return path
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> rp.Stores:
+    return rp.Stores(
+        _store(tmp_path / "notes", "nsynth", ("a", "b")),
+        _store(tmp_path / "music", "irmas-train", IRMAS_CLASSES),
+        _store(tmp_path / "test", "irmas-test", IRMAS_CLASSES),
+    )
+
+
+def fake_f1(init: str, fraction: float, seed: int) -> float:
+    """The F1-micro the fake evaluation reports for a cell's settings."""
+    return round(0.5 + (0.1 if init != "scratch" else 0.0) + 0.1 * fraction + 0.01 * seed, 6)
+
+
+class FakeSteps:
+    """Training and evaluation stand-ins that record their calls."""
+
+    def __init__(self, fail_pretrain: str | None = None) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.fail_pretrain = fail_pretrain
+
+    def steps(self) -> rp.Steps:
+        return rp.Steps(self.pretrain, self.finetune, self.evaluate)
+
+    def _model(self, out: Path, info: dict[str, Any]) -> Path:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text("fake\n")
+        (out / "model.pt").write_text(json.dumps(info))
+        return out / "model.pt"
+
+    def pretrain(self, config: Config, data: Path, out: Path, resume: bool) -> Path:
+        self.calls.append(("pretrain", config.model.name, str(config.augment.mixup_p), str(resume)))
+        if self.fail_pretrain and config.model.name == self.fail_pretrain:
+            raise InstrecError(f"{out}: the loss is not finite")
+        return self._model(out, {})
+
+    def finetune(self, config: Config, data: Path, init: str, out: Path, resume: bool) -> Path:
+        self.calls.append(("finetune", config.model.name, init, str(resume)))
+        info = {
+            "init": "scratch" if init == "scratch" else "pre",
+            "fraction": config.data.fraction,
+            "seed": config.seed,
+            "model": config.model.name,
+        }
+        return self._model(out, info)
+
+    def evaluate(
+        self, model: Path, test: Path, out: Path, threshold_from: str, validation: Path
+    ) -> dict[str, Any]:
+        self.calls.append(("evaluate", threshold_from))
+        info = json.loads(model.read_text())
+        f1 = fake_f1(info["init"], info["fraction"], info["seed"])
+        metrics = {
+            "f1_micro": f1,
+            "f1_macro": f1 - 0.1,
+            "lrap": f1 + 0.1,
+            "per_class": {c: {"f1": f1 - 0.01 * k} for k, c in enumerate(IRMAS_CLASSES)},
+            "parameters": 1000 * (1 + MODEL_NAMES.index(info["model"])),
+        }
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps(metrics))
+        return metrics
+
+
+# ---- planning ---------------------------------------------------------------------------
+
+
+def test_table2_needs_one_pretraining_and_two_finetunings_per_seed(stores: rp.Stores) -> None:
+    grid = rp.plan_grid(["table2"], TINY, [0, 1], stores)
+    finetunes = grid.finetune_cells()
+    assert len(grid.pretrain_cells()) == 2 and len(finetunes) == 4
+    assert Counter(c.init is None for c in finetunes) == {True: 2, False: 2}
+    scratch = next(c for c in finetunes if c.init is None)
+    assert scratch.config_name == "tiny_scratch" and scratch.config().optim.peak_lr == 3.5e-3
+    assert {c.config().seed for c in grid.pretrain_cells()} == {0, 1}
+
+
+def test_shared_cells_are_planned_once(stores: rp.Stores) -> None:
+    grid = rp.plan_grid(["table2", "fig3", "table3", "fig4", "fig7", "table4"], TINY, [0], stores)
+    # pre-training: 5 augmentation sets of the tiny backbone + the 5 other backbones
+    assert len(grid.pretrain_cells()) == len(rp.ABLATIONS) + len(MODEL_NAMES) - 1
+    # fine-tuning: table2 2, table3 +4, fig4 +3 random +3 pre-trained, fig7 +5
+    assert len(grid.finetune_cells()) == 2 + 4 + 6 + 5
+    table2_pre = grid.rows["table2"][rp.Recipe("all", TINY_MODEL)][0]
+    assert grid.rows["table3"][rp.Recipe("all", TINY_MODEL)][0] == table2_pre
+    assert grid.rows["fig7"][rp.Recipe("all", TINY_MODEL)][0] == table2_pre
+    assert grid.rows["fig4"][rp.Recipe("all", TINY_MODEL, 1.0)][0] == table2_pre
+    ablation = grid.rows["table3"][rp.Recipe("no-both", TINY_MODEL)][0].init
+    assert ablation is not None
+    augment = ablation.config().augment
+    assert (augment.mixup_p, augment.effects_ratio, augment.concat_p) == (0, 0, 0.5)
+
+
+def test_cache_keys_are_stable_and_follow_every_setting(stores: rp.Stores) -> None:
+    def names(seeds: list[int], overrides: tuple[str, ...] = ()) -> list[str]:
+        grid = rp.plan_grid(["fig4"], TINY, seeds, stores, (0.5, 1.0), overrides)
+        return [c.name for c in grid.finetune_cells()]
+
+    first = names([0])
+    assert names([0]) == first  # same settings, same directories
+    assert len(set(first)) == 4
+    assert set(names([1])).isdisjoint(first)  # the seed is part of the key
+    assert set(names([0], ("trainer.epochs=1",))).isdisjoint(first)
+    assert all(re.fullmatch(r"sharesnet18-(scratch|pre-all)-f(0\.5|1)-s0-[0-9a-f]{10}", n)
+               for n in first)  # fmt: skip
+    # a store prepared again (new header) is new data: new keys
+    header = stores.music / "store.json"
+    header.write_text(header.read_text().replace("{", '{"again": 1, ', 1))
+    assert set(names([0])).isdisjoint(first)
+
+
+def test_unknown_experiment_and_incomplete_real_data_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InstrecError, match="unknown table5"):
+        rp.reproduce(rp.Job(tmp_path, experiments=("table5",)))
+    with pytest.raises(InstrecError, match="--irmas"):
+        rp.reproduce(rp.Job(tmp_path, nsynth=tmp_path))
+
+
+# ---- running and caching ----------------------------------------------------------------
+
+
+def test_finished_cells_are_skipped_and_interrupted_ones_resumed(
+    stores: rp.Stores, tmp_path: Path
+) -> None:
+    grid = rp.plan_grid(["table2", "fig4"], TINY, [0], stores, (0.5, 1.0))
+    fake = FakeSteps()
+    outcome = rp.run_grid(grid, stores, tmp_path / "out", "validation", fake.steps())
+    kinds = Counter(call[0] for call in fake.calls)
+    assert kinds == {"pretrain": 1, "finetune": 4, "evaluate": 4}
+    assert (outcome.ran, outcome.cached, outcome.failed) == (5, 0, [])
+    assert fake.calls[0][0] == "pretrain"  # before the fine-tunings that need it
+    pre = grid.pretrain_cells()[0].directory(tmp_path / "out") / "run" / "model.pt"
+    assert all(call[2] in ("scratch", str(pre)) for call in fake.calls if call[0] == "finetune")
+
+    again = FakeSteps()
+    outcome = rp.run_grid(grid, stores, tmp_path / "out", "validation", again.steps())
+    assert again.calls == [] and (outcome.ran, outcome.cached) == (0, 5)
+    assert len(outcome.metrics) == 4
+
+    # interrupted: config written, no model file, no evaluation -> resumed, then evaluated
+    cell = grid.finetune_cells()[0]
+    (cell.directory(tmp_path / "out") / "run" / "model.pt").unlink()
+    evaluation = rp.evaluation_dir(cell, tmp_path / "out", stores, "validation")
+    (evaluation / "metrics.json").unlink()
+    evaluation.rmdir()
+    resumed = FakeSteps()
+    rp.run_grid(grid, stores, tmp_path / "out", "validation", resumed.steps())
+    assert resumed.calls == [
+        ("finetune", TINY_MODEL, "scratch", "True"),
+        ("evaluate", "validation"),
+    ]
+
+    # another threshold protocol: evaluations again, no training
+    other = FakeSteps()
+    rp.run_grid(grid, stores, tmp_path / "out", "test", other.steps())
+    assert other.calls == [("evaluate", "test")] * 4
+
+
+def test_a_failed_pretraining_skips_its_finetunings_only(stores: rp.Stores, tmp_path: Path) -> None:
+    grid = rp.plan_grid(["table2", "fig7"], TINY, [0], stores)
+    fake = FakeSteps(fail_pretrain="resnet28")
+    outcome = rp.run_grid(grid, stores, tmp_path, "validation", fake.steps())
+    assert len(outcome.failed) == 2 and "not finite" in outcome.failed[0]
+    assert "resnet28-pre-all" in outcome.failed[1] and "pre-training failed" in outcome.failed[1]
+    assert len(outcome.metrics) == len(grid.finetune_cells()) - 1
+    results = rp.collect(grid, outcome)
+    assert len(results["fig7"][rp.Recipe("all", "resnet28")]) == 0
+
+
+# ---- tables and figures -----------------------------------------------------------------
+
+
+def runs(*f1: float) -> list[dict[str, Any]]:
+    return [
+        {"f1_micro": v, "f1_macro": v - 0.1, "lrap": v + 0.2, "parameters": 5000,
+         "per_class": {"cel": {"f1": v}, "vio": {"f1": 1 - v}}}
+        for v in f1
+    ]  # fmt: skip
+
+
+def test_table2_shows_mean_and_sample_std_over_seeds_beside_the_paper() -> None:
+    text = rp.table2({rp.Recipe(None, "m"): runs(0.6, 0.7), rp.Recipe("all", "m"): runs(0.8)})
+    random_row, pretrained_row = text.splitlines()[2:4]
+    # 0.6, 0.7: mean 0.65, sample std 0.0707
+    assert "| random init | 0.650 ± 0.071 | 0.550 ± 0.071 | 0.850 ± 0.071 | 2 |" in random_row
+    assert "0.634 ± 0.008 / 0.536 ± 0.013 / 0.780 ± 0.006" in random_row  # the paper's
+    assert "| pre-trained on notes | 0.800 | 0.700 | 1.000 | 1 |" in pretrained_row
+
+
+def test_figures_and_their_tables_are_written(tmp_path: Path) -> None:
+    rows = {rp.Recipe(None, "m"): runs(0.4, 0.6), rp.Recipe("all", "m"): runs(0.7, 0.9)}
+    text = rp.fig3(rows, tmp_path)
+    assert (tmp_path / "fig3_per_class_f1.png").stat().st_size > 1000
+    assert "| cel | cello | 0.500 ± 0.141 | 0.800 ± 0.141 |" in text
+
+    fractions = {rp.Recipe(init, "m", f): runs(0.3 + f / 2, 0.4 + f / 2)
+                 for init in (None, "all") for f in (0.1, 1.0)}  # fmt: skip
+    text = rp.fig4(fractions, tmp_path)
+    assert (tmp_path / "fig4_f1_vs_fraction.png").is_file()
+    assert "| 10 % | 0.400 ± 0.071 | 0.400 ± 0.071 |" in text
+
+    backbones = {rp.Recipe("all", name): runs(0.5) for name in MODEL_NAMES}
+    backbones[rp.Recipe("all", "resnet18")] = []  # not finished: a row without numbers
+    text = rp.fig7(backbones, tmp_path)
+    assert (tmp_path / "fig7_f1_vs_params.png").is_file()
+    assert "| resnet34 | 5,000 | 0.500 | 1 | 0.674 (1.3 M) |" in text
+    assert "| resnet18 | – | – | 0 | – |" in text
+
+
+def test_report_marks_the_papers_numbers_and_says_how_it_was_made(tmp_path: Path) -> None:
+    rows = {rp.Recipe(None, "m"): runs(0.6, 0.7), rp.Recipe("all", "m"): runs(0.8, 0.9)}
+    context = {
+        "preset": "tiny", "seeds": [0, 1], "data": "rendered notes and ensembles",
+        "stores": ["a", "b", "c"], "threshold_from": "test", "overrides": ["trainer.epochs=1"],
+        "caveat": rp._caveat("tiny", rendered=True), "failed": [],
+    }  # fmt: skip
+    path = rp.write_report(tmp_path, {"table2": rows, "table4": rows}, context)
+    text = path.read_text()
+    assert "paper's protocol: optimistic" in text and "trainer.epochs=1" in text
+    assert "**Caveat.**" in text and "not on NSynth and IRMAS" in text
+    ours = "| **ours** (tiny preset, rendered notes and ensembles): pre-trained on notes | "
+    assert ours + "waveform | 0.850 ± 0.071 |" in text
+    assert (
+        "| paper: Zhong et al. [19]: its 3-model ensemble | mel | 0.688 | 0.606 | 0.826 |" in text
+    )
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["results"]["table2"][1]["f1_micro"] == [0.8, 0.9]
+    assert (tmp_path / "table2.md").read_text() in text
+
+
+# ---- the whole job on real-layout data (fake training) ----------------------------------
+
+
+def test_reproduce_prepares_real_layout_data_once_and_reports(tmp_path: Path) -> None:
+    nsynth = write_nsynth_tree(tmp_path / "nsynth")
+    irmas = write_irmas_test_tree(write_irmas_train_tree(tmp_path / "irmas"), seconds=(3,))
+    job = rp.Job(tmp_path / "out", ("table2", "fig3"), seeds=2, nsynth=nsynth, irmas=irmas,
+                 workers=1)  # fmt: skip
+    fake = FakeSteps()
+    path, outcome, _ = rp.reproduce(job, fake.steps())
+    assert (outcome.ran, outcome.cached) == (6, 0)
+    assert {p.name for p in (tmp_path / "out" / "data" / "tiny").iterdir()} == {
+        "nsynth", "irmas-train", "irmas-test"}  # fmt: skip
+    text = path.read_text()
+    want = rp.report.format_mean_std([fake_f1("pre", 1.0, 0), fake_f1("pre", 1.0, 1)])
+    assert f"| pre-trained on notes | {want} |" in text
+    assert "Caveat" in text and "NSynth" in text and "fig3_per_class_f1.png" in text
+
+    again = FakeSteps()
+    _, outcome, _ = rp.reproduce(job, again.steps())
+    assert again.calls == [] and (outcome.ran, outcome.cached) == (0, 6)
