@@ -121,7 +121,7 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "tiny",
         "tiny_pretrain",
-        "reproduce_tiny_finetune",
+        "tiny_finetune",
         "tiny_scratch",
         notes={"max_instruments": 24, "pitches": 24, "velocities": (70, 110)},
         music={"train_songs": 66, "test_songs": 30, "train_excerpts": 4, "test_excerpts": 2},
@@ -133,7 +133,7 @@ PRESETS: dict[str, Preset] = {
         "small",
         "small_pretrain",
         "small_finetune",
-        "reproduce_small_scratch",
+        "small_scratch",
         notes={"max_instruments": 80, "pitches": 16, "velocities": (60, 110)},
         music={"train_songs": 110, "test_songs": 40, "train_excerpts": 6, "test_excerpts": 2},
         limits={"nsynth": 30000, "irmas-train": 1500, "irmas-test": 500},

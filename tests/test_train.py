@@ -20,7 +20,7 @@ import yaml
 
 from instrec.augment import AugmentConfig
 from instrec.config import Config, load_config
-from instrec.data.dataset import ClipDataset, EpochSampler
+from instrec.data.dataset import ClipDataset, EpochSampler, _members_by_group
 from instrec.data.store import ClipStore, Entry, StoreWriter
 from instrec.errors import InstrecError
 from instrec.model.io import load_model_file
@@ -250,3 +250,14 @@ def test_a_killed_run_resumes_to_the_same_steps_and_weights(
     assert len(info["resumed"]) == 1
     again = run(tmp_path / "killed", -1, "--resume")
     assert again.returncode != 0 and "has finished" in again.stderr
+
+
+def test_same_instrument_partners_are_grouped_and_an_empty_split_has_none() -> None:
+    groups, items = np.array([2, 0, 2, 1]), np.array([10, 11, 12, 13])
+    members = _members_by_group(groups, items)
+    assert {group: list(found) for group, found in members.items()} == {
+        0: [11],
+        1: [13],
+        2: [10, 12],
+    }
+    assert _members_by_group(np.array([], dtype=np.int64), np.array([], dtype=np.int64)) == {}

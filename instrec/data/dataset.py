@@ -77,7 +77,9 @@ class ClipDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
 
 def _members_by_group(groups: np.ndarray, items: np.ndarray) -> dict[int, np.ndarray]:
-    """group id -> the items in it, from parallel (N,) arrays."""
+    """group id -> the items in it, from parallel (N,) arrays (an empty split has none)."""
+    if items.size == 0:
+        return {}
     order = np.argsort(groups, kind="stable")
     ids, starts = np.unique(groups[order], return_index=True)
     return {
