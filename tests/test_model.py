@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -28,13 +27,7 @@ from instrec.model.zoo import (
 SR = 16_000
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread is fastest and immune to other jobs on the 2 shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # SPEC: LDE 8 x 128 and a linear 1024 -> 11 head, sinc cut-offs not included

@@ -163,21 +163,23 @@ def test_leading_part_is_chosen_by_register() -> None:
     assert lead("vio") == 0
 
 
+TINY_ENSEMBLES: dict[str, Any] = {
+    "train_songs": 2,
+    "test_songs": 1,
+    "train_excerpts": 1,
+    "test_excerpts": 1,
+    "test_seconds": (5.0, 5.0),
+    "composers": ("bach",),
+    "soundfonts": [TIM],
+    "drums": 0.5,
+    "seed": 1,
+    "progress": False,
+}
+
+
 @pytest.fixture(scope="module")
 def ensembles_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return render_ensembles(
-        tmp_path_factory.mktemp("ensembles"),
-        train_songs=2,
-        test_songs=1,
-        train_excerpts=1,
-        test_excerpts=1,
-        test_seconds=(5.0, 5.0),
-        composers=("bach",),
-        soundfonts=[TIM],
-        drums=0.5,
-        seed=1,
-        progress=False,
-    )
+    return render_ensembles(tmp_path_factory.mktemp("ensembles"), **TINY_ENSEMBLES)
 
 
 def test_ensembles_have_the_irmas_layout(ensembles_dir: Path) -> None:
@@ -205,20 +207,7 @@ def test_ensembles_have_the_irmas_layout(ensembles_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_same_seed_gives_identical_ensembles(ensembles_dir: Path, tmp_path: Path) -> None:
-    again = render_ensembles(
-        tmp_path,
-        train_songs=2,
-        test_songs=1,
-        train_excerpts=1,
-        test_excerpts=1,
-        test_seconds=(5.0, 5.0),
-        composers=("bach",),
-        soundfonts=[TIM],
-        drums=0.5,
-        seed=1,
-        progress=False,
-        workers=2,
-    )
+    again = render_ensembles(tmp_path, **TINY_ENSEMBLES, workers=2)
     files = sorted(p.relative_to(ensembles_dir) for p in ensembles_dir.rglob("*.*"))
     assert files == sorted(p.relative_to(again) for p in again.rglob("*.*"))
     for name in files:
