@@ -15,7 +15,7 @@ from instrec.errors import InstrecError
 
 # command -> (module, one-line help), in the order a newcomer meets them
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("instrec.demo", "render data, pre-train, fine-tune, evaluate: the whole paper, tiny"),
+    "demo": ("instrec.demo", "render, pre-train, fine-tune, evaluate: the whole pipeline, tiny"),
     "synth": ("instrec.data.render", "render NSynth-format notes or IRMAS-format ensembles"),
     "prepare": ("instrec.data.prepare", "decode a dataset once into a fast clip store"),
     "models": ("instrec.model.zoo", "list the model variants with parameters and MACs"),
