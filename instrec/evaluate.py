@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from instrec import __version__, report
+from instrec.atomic import replace_folder, write_text_atomic
 from instrec.audio import SAMPLE_RATE, window_starts, windows
 from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
@@ -362,17 +363,11 @@ def _write_outputs(
         if tsne is not None:
             report.tsne_plot(tsne[0], tsne[1], store.classes, tmp / "tsne.png")
         csv_text = _predictions_csv(store, indices, truth, probs, metrics["threshold"])
-        report.write_text_atomic(tmp / "predictions.csv", csv_text)
-        report.write_text_atomic(tmp / "report.md", _report_markdown(metrics, tsne is not None))
+        write_text_atomic(tmp / "predictions.csv", csv_text)
+        write_text_atomic(tmp / "report.md", _report_markdown(metrics, tsne is not None))
         json_text = json.dumps(metrics, indent=2, default=str) + "\n"
-        report.write_text_atomic(tmp / "metrics.json", json_text)
-        old = None
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f"{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "results")
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old)
+        write_text_atomic(tmp / "metrics.json", json_text)
+        replace_folder(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

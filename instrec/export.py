@@ -13,9 +13,7 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from instrec.atomic import atomic_path
 from instrec.audio import SAMPLE_RATE, load_audio, normalize_loudness
 from instrec.errors import InstrecError
 from instrec.model.io import load_model_file
@@ -172,13 +171,7 @@ def export_onnx(
     torch_engine = TorchEngine.from_model(
         model_file.model, model_file.classes, model_file.threshold
     )
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{onnx_path.name}.", suffix=".onnx", dir=onnx_path.parent
-    )
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
+    with atomic_path(onnx_path, suffix=".onnx") as temp:
         _write_onnx(torch_engine, temp, _metadata(torch_engine, model_file.meta, model_path))
         differences = verify(torch_engine, OnnxEngine.from_file(temp), audio)
         worst = max(differences.values())
@@ -187,9 +180,6 @@ def export_onnx(
                 f"{onnx_path}: export differs from PyTorch by {worst:.2e} in a logit "
                 f"(tolerance {TOLERANCE:g}); not written"
             )
-        os.replace(temp, onnx_path)
-    finally:
-        temp.unlink(missing_ok=True)
     return ExportReport(onnx_path, differences)
 
 

@@ -17,13 +17,10 @@ Neither imports the training stack.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from instrec.atomic import atomic_path
 from instrec.audio import SAMPLE_RATE, load_audio, normalize_loudness, resample, window_starts
 from instrec.errors import AudioError, InstrecError
 
@@ -408,19 +406,6 @@ def _name(code: str) -> str:
     return IRMAS_NAMES.get(code, code)
 
 
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path` that is renamed onto it only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(temp)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
-
-
 # ---- `instrec predict` ---------------------------------------------------------------------
 
 
@@ -489,7 +474,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        with atomic_output(args.output) as temp:
+        with atomic_path(args.output) as temp:
             temp.write_text(text, encoding="utf-8")
     skipped = sum(p.error is not None for p in predictions)
     if skipped:
@@ -532,8 +517,8 @@ def _write_timeline(
     from instrec.timeline import timeline_figure
 
     table, plot = paths
-    with atomic_output(table) as temp:
+    with atomic_path(table) as temp:
         temp.write_text(timeline_csv(prediction, tagger.classes), encoding="utf-8")
     figure = timeline_figure(prediction, tagger.classes, threshold)
-    with atomic_output(plot) as temp:
+    with atomic_path(plot) as temp:
         figure.savefig(temp, format="png", dpi=120, bbox_inches="tight")

@@ -7,8 +7,6 @@ to a temporary name and renamed, so a crash never leaves half a table or image.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,46 +14,18 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from instrec.atomic import atomic_path
 from instrec.labels import IRMAS_NAMES
 
 # One colour per compared run / series, readable in print and for colour-blind readers.
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 
 
-def _atomic_path(path: Path) -> tuple[int, Path]:
-    """A temporary file beside `path`, readable like any other output (mkstemp gives 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o644)
-    return fd, Path(tmp)
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = _atomic_path(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save a figure as PNG (150 dpi) through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = _atomic_path(path)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as temp:
+        fig.savefig(temp, format="png", dpi=150, bbox_inches="tight")
+    return Path(path)
 
 
 def class_label(code: str) -> str:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from instrec import report
+from instrec.atomic import write_text_atomic
 from instrec.config import Config, config_to_dict, load_config
 from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
@@ -375,7 +376,7 @@ def _write_cell_info(cell: Cell, directory: Path) -> None:
         "init": None if cell.init is None else cell.init.name,
         "key": cell.key,
     }
-    report.write_text_atomic(directory / "cell.json", json.dumps(info, indent=2) + "\n")
+    write_text_atomic(directory / "cell.json", json.dumps(info, indent=2) + "\n")
 
 
 def _train(cell: Cell, out: Path, steps: Steps, step_text: str) -> Path:
@@ -659,9 +660,9 @@ def write_report(
         lines += [f"- {line}" for line in context["failed"]]
     for experiment, rows in results.items():
         text = experiment_markdown(experiment, rows, out, setting)
-        report.write_text_atomic(out / f"{experiment}.md", text)
+        write_text_atomic(out / f"{experiment}.md", text)
         lines += ["", f"## {SECTIONS[experiment]}", "", text]
-    path = report.write_text_atomic(out / "report.md", "\n".join(lines).rstrip() + "\n")
+    path = write_text_atomic(out / "report.md", "\n".join(lines).rstrip() + "\n")
     summary = {
         experiment: [
             {
@@ -676,7 +677,7 @@ def write_report(
         for experiment, rows in results.items()
     }
     data = {"context": dict(context), "results": summary}
-    report.write_text_atomic(out / "results.json", json.dumps(data, indent=2, default=str) + "\n")
+    write_text_atomic(out / "results.json", json.dumps(data, indent=2, default=str) + "\n")
     return path
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
+from instrec.atomic import write_text_atomic
 from instrec.errors import InstrecError
-from instrec.report import write_text_atomic
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"

@@ -117,7 +117,7 @@ def test_same_seed_gives_identical_notes_and_resume_fills_gaps(
     summary = json.loads((again / "render-notes.json").read_text())["summary"]
     assert (summary["rendered"], summary["existing"]) == (1, len(files) - 1)
     assert removed.read_bytes() == (notes_dir / files[0]).read_bytes()
-    assert not list(again.rglob("*.partial"))
+    assert not list(again.rglob(".*.tmp"))  # no temporary file left behind
     assert _examples(again) == _examples(notes_dir)
 
 

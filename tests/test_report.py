@@ -45,14 +45,6 @@ def test_mean_std_table_summarises_seeds() -> None:
     assert lines[3] == "| pre-trained | 0.674 | – | 1 |"
 
 
-def test_write_text_atomic_replaces_and_leaves_no_temporary_file(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "table.md"
-    report.write_text_atomic(path, "old")
-    report.write_text_atomic(path, "new ±")
-    assert path.read_text(encoding="utf-8") == "new ±"
-    assert [p.name for p in path.parent.iterdir()] == ["table.md"]
-
-
 def _assert_png(path: Path, min_width: int = 400) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = imread(path)  # (height, width, channels)

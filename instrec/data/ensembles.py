@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from instrec.atomic import write_text_atomic
 from instrec.audio import integrated_loudness
-from instrec.data.outputs import claim_folder, run_tasks, write_json, write_text, write_wav
+from instrec.data.outputs import claim_folder, run_tasks, write_json, write_wav
 from instrec.data.scores import DEFAULT_COMPOSERS, Score, ScoreNote, multipart_works, read_score
 from instrec.data.soundfonts import Preset, read_presets, resolve_soundfonts
 from instrec.data.synth import PAN_CC, Event, Synth
@@ -373,7 +374,7 @@ def render_song(task: SongTask) -> SongResult:
         if path.exists():  # rendered by an earlier run: keep it, rng stays in step
             continue
         if task.split == "test":
-            write_text(path.with_suffix(".txt"), "".join(f"{c}\t\n" for c in result.labels))
+            write_text_atomic(path.with_suffix(".txt"), "".join(f"{c}\t\n" for c in result.labels))
         write_wav(path, audio, IRMAS_RATE)
     result.written = [p.name for p in task.paths if p.exists()]
     if len(result.written) < len(task.paths):

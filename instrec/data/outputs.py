@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,31 +18,23 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
+from instrec.atomic import atomic_path, write_text_atomic
 from instrec.errors import InstrecError
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")
 
 
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.partial")
-
-
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write 16-bit PCM wav atomically; `audio` is (samples,) or (samples, channels) float."""
-    temp = _temp_path(path)
-    soundfile.write(temp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(temp, path)
-
-
-def write_text(path: Path, text: str) -> None:
-    temp = _temp_path(path)
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
+    with atomic_path(path) as temp:
+        soundfile.write(
+            temp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV"
+        )
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def claim_folder(out_dir: Path, manifest_name: str, options: dict[str, Any]) -> Path:

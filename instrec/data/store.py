@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import tempfile
 from collections import Counter
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from instrec.atomic import replace_folder
 from instrec.errors import InstrecError
 
 FORMAT = "instrec-clip-store"
@@ -380,13 +380,7 @@ class StoreWriter:
 
     def _replace(self) -> None:
         """Swap the finished folder in; an old store (with --force) is removed only after."""
-        old = None
-        if self.path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f"{self.path.name}.old-", dir=self.path.parent))
-            os.replace(self.path, old / "store")
-        os.replace(self.tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old)
+        replace_folder(self.tmp, self.path)
 
     def abort(self) -> None:
         """Close and delete the temporary folder."""
