@@ -6,7 +6,10 @@ turned into model input the same way in training, evaluation and use.
 
 from __future__ import annotations
 
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.signal
@@ -22,38 +25,83 @@ BLOCK_SECONDS = 0.4  # BS.1770-4 gating block
 BLOCK_OVERLAP = 0.75
 
 
-def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Read any wav/flac/ogg/mp3 file as mono float32 at `sr` Hz.
+DECODE_BLOCK_FRAMES = 1 << 16  # file frames per read (~1.5 s at 44.1 kHz)
 
-    Channels are averaged; resampling uses soxr (high quality). Missing, undecodable,
-    empty or non-finite files raise AudioError naming the file.
+
+def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Read any wav/flac/ogg/mp3 file as mono float32 at `sr` Hz (the whole of
+    `stream_audio`, which says how and which errors it raises)."""
+    return np.concatenate(list(stream_audio(path, sr)))
+
+
+def stream_audio(path: str | Path, sr: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """The file as consecutive mono float32 blocks at `sr` Hz, decoded and resampled one
+    block at a time, so memory stays that of a block however long the file is.
+
+    Channels are averaged; resampling is a streaming soxr (high quality), bit-identical to
+    resampling the whole signal at once. Missing, undecodable, empty or non-finite files
+    raise AudioError naming the file (non-finite and mid-file decoding errors only when
+    the block holding them is reached).
     """
     path = Path(path)
     if not path.is_file():
         raise AudioError(path, "no such file")
-    data, file_sr = _decode(path)
-    if data.size == 0:
+    blocks, file_sr = _open_decoder(path)
+    resampler = None
+    if file_sr != sr:
+        resampler = soxr.ResampleStream(file_sr, sr, 1, dtype="float32", quality="HQ")
+    decoded = 0  # file frames
+    with closing(blocks):
+        while True:
+            try:
+                frames = next(blocks, None)  # (frames, channels)
+            except Exception as error:  # libsndfile / pedalboard raise untyped errors
+                raise AudioError(path, f"cannot decode audio ({error})") from None
+            if frames is None:
+                break
+            if not np.isfinite(frames).all():
+                raise AudioError(path, "contains NaN or infinite samples")
+            decoded += len(frames)
+            mono = frames.mean(axis=1, dtype=np.float32)
+            out = mono if resampler is None else resampler.resample_chunk(mono)
+            if out.size:
+                yield out
+    if decoded == 0:
         raise AudioError(path, "contains no audio samples")
-    if not np.isfinite(data).all():
-        raise AudioError(path, "contains NaN or infinite samples")
-    mono = data.mean(axis=1) if data.ndim == 2 else data
-    return resample(mono.astype(np.float32, copy=False), file_sr, sr)
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        if tail.size:
+            yield tail
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
-    """(frames, channels) float32 and the file's rate; pedalboard where libsndfile fails."""
+def _open_decoder(path: Path) -> tuple[Generator[np.ndarray, None, None], int]:
+    """(frames, channels) float32 blocks of the file and its rate: libsndfile, or
+    pedalboard (ffmpeg-free MP3/AAC readers) where libsndfile cannot open it."""
     try:
-        data, file_sr = soundfile.read(path, dtype="float32", always_2d=True)
-        return data, int(file_sr)
+        sound_file = soundfile.SoundFile(path)
     except Exception as sndfile_error:  # libsndfile's errors share no useful base class
         try:
             from pedalboard.io import AudioFile
 
-            with AudioFile(str(path)) as audio_file:
-                frames = audio_file.read(audio_file.frames)  # (channels, frames)
-                return frames.T.astype(np.float32), int(audio_file.samplerate)
+            audio_file = AudioFile(str(path))
         except Exception:
             raise AudioError(path, f"cannot decode audio ({sndfile_error})") from None
+        return _pedalboard_blocks(audio_file), int(audio_file.samplerate)
+    return _soundfile_blocks(sound_file), int(sound_file.samplerate)
+
+
+def _soundfile_blocks(sound_file: soundfile.SoundFile) -> Generator[np.ndarray, None, None]:
+    with sound_file:
+        yield from sound_file.blocks(DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True)
+
+
+def _pedalboard_blocks(audio_file: Any) -> Generator[np.ndarray, None, None]:
+    with audio_file:
+        while audio_file.tell() < audio_file.frames:
+            block = audio_file.read(DECODE_BLOCK_FRAMES)  # (channels, frames)
+            if block.shape[1] == 0:
+                return
+            yield block.T.astype(np.float32)
 
 
 def resample(x: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
@@ -87,52 +135,90 @@ def k_weighting_coefficients(sr: int) -> list[tuple[np.ndarray, np.ndarray]]:
     ]
 
 
-def integrated_loudness(x: np.ndarray, sr: int = SAMPLE_RATE) -> float:
-    """Gated loudness of a mono signal in LUFS (ITU-R BS.1770-4).
+class LoudnessMeter:
+    """Integrated loudness (ITU-R BS.1770-4) of a signal fed in consecutive pieces.
 
-    Defined for every input: a signal shorter than one 400 ms block is measured as a
-    single block of its own length; silence (every block under the -70 LUFS gate)
-    gives -inf.
+    The K-weighting filters carry their state from piece to piece and the running energy
+    is kept only where gating blocks start and end (about 20 numbers per second), so a file
+    is measured while it is decoded, without holding it; the result is that of the whole
+    signal. Defined for every input: a signal shorter than one 400 ms block is measured as
+    a single block of its own length; silence (every block under the -70 LUFS gate) gives
+    -inf.
     """
-    weighted = np.asarray(x, dtype=np.float64)
-    for b, a in k_weighting_coefficients(sr):
-        weighted = scipy.signal.lfilter(b, a, weighted)
-    energies = _block_energies(weighted, sr)
-    with np.errstate(divide="ignore"):
-        block_lufs = -0.691 + 10 * np.log10(energies)
-    above_absolute = block_lufs >= ABSOLUTE_GATE_LUFS
-    if not above_absolute.any():
-        return float("-inf")
-    relative_gate = -0.691 + 10 * np.log10(energies[above_absolute].mean()) - 10.0
-    kept = energies[above_absolute & (block_lufs > relative_gate)]
-    return float(-0.691 + 10 * np.log10(kept.mean()))
+
+    def __init__(self, sr: int = SAMPLE_RATE) -> None:
+        self.sr = sr
+        self.samples = 0  # fed so far
+        self._filters = [(b, a, np.zeros(2)) for b, a in k_weighting_coefficients(sr)]
+        self._energy = 0.0  # sum of squared K-weighted samples so far
+        self._block = round(BLOCK_SECONDS * sr)  # samples
+        self._step = BLOCK_SECONDS * (1 - BLOCK_OVERLAP)  # s (the grid pyloudnorm uses)
+        self._at_starts: list[float] = []  # running energy at block k's first sample
+        self._at_ends: list[float] = []  # running energy just past block k's last sample
+
+    def add(self, x: np.ndarray) -> None:
+        """Feed the next samples of the signal."""
+        weighted = np.asarray(x, dtype=np.float64)
+        if weighted.size == 0:
+            return  # lfilter would hand back a meaningless state for no input
+        for i, (b, a, state) in enumerate(self._filters):
+            weighted, state = scipy.signal.lfilter(b, a, weighted, zi=state)
+            self._filters[i] = (b, a, state)
+        # running[i]: energy of the signal's first self.samples + i samples
+        running = self._energy + np.concatenate([[0.0], np.cumsum(weighted**2)])
+        end = self.samples + weighted.size
+        for marks, offset in ((self._at_starts, 0), (self._at_ends, self._block)):
+            while (position := self._block_start(len(marks)) + offset) <= end:
+                marks.append(float(running[position - self.samples]))
+        self._energy, self.samples = float(running[-1]), end
+
+    def loudness(self) -> float:
+        """LUFS of everything fed so far."""
+        energies = self._block_energies()
+        with np.errstate(divide="ignore"):
+            block_lufs = -0.691 + 10 * np.log10(energies)
+        above_absolute = block_lufs >= ABSOLUTE_GATE_LUFS
+        if not above_absolute.any():
+            return float("-inf")
+        relative_gate = -0.691 + 10 * np.log10(energies[above_absolute].mean()) - 10.0
+        kept = energies[above_absolute & (block_lufs > relative_gate)]
+        return float(-0.691 + 10 * np.log10(kept.mean()))
+
+    def _block_start(self, k: int) -> int:
+        return int(k * self._step * self.sr)  # samples, as numpy's arange(n) * step * sr
+
+    def _block_energies(self) -> np.ndarray:
+        """Mean square of each 400 ms block, 75 % overlap; a last block running past the
+        end counts its missing part as 0."""
+        if self.samples < self._block:
+            return np.array([self._energy / max(self.samples, 1)])
+        n_blocks = int(np.round((self.samples / self.sr - BLOCK_SECONDS) / self._step)) + 1
+        starts = np.array(self._at_starts[:n_blocks])
+        ends = np.array(self._at_ends[:n_blocks] + [self._energy] * (n_blocks - len(self._at_ends)))
+        return (ends - starts) / self._block
 
 
-def _block_energies(weighted: np.ndarray, sr: int) -> np.ndarray:
-    """Mean square of each 400 ms block, 75 % overlap (the block grid pyloudnorm uses)."""
-    block = round(BLOCK_SECONDS * sr)
-    if weighted.size < block:
-        return np.array([np.mean(weighted**2)]) if weighted.size else np.zeros(1)
-    step = BLOCK_SECONDS * (1 - BLOCK_OVERLAP)
-    n_blocks = int(np.round((weighted.size / sr - BLOCK_SECONDS) / step)) + 1
-    starts = (np.arange(n_blocks) * step * sr).astype(int)
-    cumulative = np.concatenate([[0.0], np.cumsum(weighted**2)])
-    ends = np.minimum(starts + block, weighted.size)
-    return (cumulative[ends] - cumulative[starts]) / block
+def integrated_loudness(x: np.ndarray, sr: int = SAMPLE_RATE) -> float:
+    """Gated loudness of a mono signal in LUFS (ITU-R BS.1770-4; see LoudnessMeter)."""
+    meter = LoudnessMeter(sr)
+    meter.add(x)
+    return meter.loudness()
+
+
+def level_gain(loudness: float, target_lufs: float = DEFAULT_LUFS) -> float:
+    """Linear gain taking a signal measured at `loudness` LUFS to `target_lufs`; 1 for
+    silence (-inf: no gain can bring it to a level)."""
+    return 10 ** ((target_lufs - loudness) / 20) if np.isfinite(loudness) else 1.0
 
 
 def normalize_loudness(
     x: np.ndarray, sr: int = SAMPLE_RATE, target_lufs: float = DEFAULT_LUFS
 ) -> np.ndarray:
-    """Scale a signal to `target_lufs`; silence is returned unchanged (no gain can help it).
+    """Scale a signal to `target_lufs`; silence is returned unchanged (as a copy).
 
     No limiter is applied, as in the paper: peaks may exceed 1.0 after normalisation.
     """
-    loudness = integrated_loudness(x, sr)
-    if not np.isfinite(loudness):
-        return x.astype(np.float32, copy=True)
-    gain = 10 ** ((target_lufs - loudness) / 20)
-    return (x * gain).astype(np.float32)
+    return (x * level_gain(integrated_loudness(x, sr), target_lufs)).astype(np.float32)
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> np.ndarray:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from instrec.reproduce import add_job_arguments, job_from_args, reproduce, table2
+from instrec.reproduce import add_job_arguments, job_from_args, reproduce
+from instrec.reproduce_report import table2
 
 EXPERIMENTS = "table2,fig3,table4"
 

@@ -38,6 +38,7 @@ from instrec.predict import (
 
 OPSET = 17
 TOLERANCE = 1e-3  # max |logit difference| an export may show against PyTorch
+MARGIN_SHARE = 0.1  # most the two margins of a chunk may add to the frames it computes
 
 
 class WindowTagger(nn.Module):
@@ -102,13 +103,17 @@ class TorchEngine:
 
 def geometry_of(model: Recognizer, chunk_seconds: float = CHUNK_SECONDS) -> Geometry:
     """Frame geometry of `model`: its frame size, a chunk margin wider than its receptive
-    field (so chunked frames equal whole-file frames), `chunk_seconds` per pass, and
-    whether its field is narrow enough to pool windows from shared frames."""
+    field (so chunked frames equal whole-file frames), `chunk_seconds` per pass or more
+    where the margins would otherwise add over MARGIN_SHARE to the work, and whether its
+    field is narrow enough to pool windows from shared frames by default."""
     spf, radius = model.samples_per_frame, receptive_radius(model)
+    margin = math.ceil(radius / spf) + 2
     return Geometry(
         samples_per_frame=spf,
-        margin_frames=math.ceil(radius / spf) + 2,
-        chunk_frames=math.ceil(chunk_seconds * SAMPLE_RATE / spf),
+        margin_frames=margin,
+        chunk_frames=max(
+            math.ceil(chunk_seconds * SAMPLE_RATE / spf), round(2 * margin / MARGIN_SHARE)
+        ),
         pooled=radius <= POOLING_MAX_RADIUS,
     )
 

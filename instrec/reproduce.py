@@ -1,4 +1,4 @@
-"""`instrec reproduce`: the paper's experiment grid, cached cell by cell, and its tables.
+"""`instrec reproduce`: the paper's experiment grid, run and cached cell by cell.
 
 An experiment (Table II, Table III, Fig. 3, Fig. 4, Fig. 7, Table IV) is a set of rows;
 a row is a `Recipe` (initial weights, backbone, share of the fine-tuning data) run once
@@ -14,10 +14,10 @@ resolved config, its data and its initial weights:
 
 so a rerun skips every finished cell, resumes an interrupted one from its checkpoint, and
 a pre-trained checkpoint is shared by every fine-tuning that starts from it (Table II's
-pre-trained row is Table III's "all" row and Fig. 4's 100 % point). The report
-(OUT/report.md, tables as Markdown, figures as PNG, results.json) is assembled from the
-finished cells of the experiments asked for, after every run, with mean ± std over seeds:
-it is a view of the cells, rebuilt each time; the cells themselves are never overwritten.
+pre-trained row is Table III's "all" row and Fig. 4's 100 % point). After every run the
+finished cells of the experiments asked for go to instrec.reproduce_report, which
+rebuilds the report (OUT/report.md, tables as Markdown, figures as PNG, results.json);
+the cells themselves are never overwritten.
 """
 
 from __future__ import annotations
@@ -27,21 +27,18 @@ import hashlib
 import json
 import shutil
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from instrec import report
 from instrec.atomic import write_text_atomic
 from instrec.config import Config, config_to_dict, load_config
 from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
 from instrec.model.zoo import MODEL_NAMES
+from instrec.reproduce_report import THRESHOLD_PROTOCOLS, write_report
 from instrec.run_dir import CONFIG, MODEL
 
 # ---- what the paper ran ------------------------------------------------------------------
@@ -55,52 +52,7 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "no-both": ("augment.mixup_p=0", "augment.effects_ratio=0"),
     "no-concat": ("augment.concat_p=0",),
 }
-ABLATION_LABELS = {
-    "all": "all",
-    "no-mixup": "− mixup",
-    "no-effects": "− audio effects",
-    "no-both": "− both (mixup and effects)",
-    "no-concat": "− concatenation",
-}
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)  # Fig. 4: shares of the IRMAS training songs
-METRICS = ("f1_micro", "f1_macro", "lrap")
-METRIC_NAMES = ("F1-micro", "F1-macro", "LRAP")
-THRESHOLD_PROTOCOLS = {
-    "validation": "the threshold that maximises F1-micro on the fine-tuning store's "
-    "validation split (song-disjoint from training), applied to the test files",
-    "test": "the threshold that maximises F1-micro on the test files themselves (the "
-    "paper's protocol: optimistic)",
-}
-
-# The paper's numbers (IRMAS test; SPEC.md, paper Tables II-IV and Fig. 7), for comparison.
-PAPER_TABLE2 = {
-    "random": ("0.634 ± 0.008", "0.536 ± 0.013", "0.780 ± 0.006"),
-    "all": ("0.674 ± 0.007", "0.584 ± 0.007", "0.814 ± 0.002"),
-}
-PAPER_TABLE3 = {
-    "all": ("0.674 ± 0.007", "0.584 ± 0.007", "0.814 ± 0.002"),
-    "no-mixup": ("0.657 ± 0.003", "0.560 ± 0.005", "0.804 ± 0.004"),
-    "no-effects": ("0.671 ± 0.003", "0.576 ± 0.006", "0.812 ± 0.003"),
-    "no-both": ("0.642 ± 0.005", "0.535 ± 0.003", "0.791 ± 0.004"),
-    "no-concat": ("0.670 ± 0.001", "0.576 ± 0.002", "0.813 ± 0.001"),
-}
-PAPER_TABLE4: tuple[tuple[str, str, str, str, str], ...] = (
-    ("Zhong et al. 2023: NSynth pre-trained ResNet34", "waveform", "0.674", "0.584", "0.814"),
-    ("Zhong et al. 2023: random init (Table II)", "waveform", "0.634", "0.536", "0.780"),
-    ("Avramidis et al.", "waveform", "0.608", "0.543", "0.747"),
-    ("Kratimenos et al.", "CQT", "0.647", "0.546", "0.805"),
-    ("Zhong et al. [19]: ResNet-50, 25.5 M parameters", "mel", "0.680", "0.600", "0.818"),
-    ("Zhong et al. [19]: its 3-model ensemble", "mel", "0.688", "0.606", "0.826"),
-    ("Reghunath & Rajan", "mel", "0.66", "0.62", "–"),
-    ("Yu et al.", "mel", "0.661", "0.569", "–"),
-    ("Pons et al.", "mel", "0.589", "0.516", "–"),
-    ("Han et al.", "mel", "0.619", "0.513", "–"),
-)
-PAPER_FIG7 = {  # F1-micro the paper prints for a backbone (pre-trained, all augmentations)
-    "resnet34": "0.674 (1.3 M)",
-    "sharesnet34": "0.663 (836 K)",
-    "sharesnet18": "0.658 (519 K)",
-}
 
 
 @dataclass(frozen=True)
@@ -459,9 +411,6 @@ def run_grid(
     return outcome
 
 
-# ---- tables and figures -----------------------------------------------------------------
-
-
 def collect(grid: Grid, outcome: Outcome) -> dict[str, dict[Recipe, list[dict[str, Any]]]]:
     """experiment -> recipe -> the metrics of its finished seeds."""
     return {
@@ -471,214 +420,6 @@ def collect(grid: Grid, outcome: Outcome) -> dict[str, dict[Recipe, list[dict[st
         }
         for experiment, rows in grid.rows.items()
     }
-
-
-def _cells(runs: Sequence[Mapping[str, Any]], metric: str) -> str:
-    return report.format_mean_std([float(run[metric]) for run in runs if metric in run])
-
-
-def _scores(runs: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [_cells(runs, metric) for metric in METRICS]
-
-
-def _paper(values: tuple[str, ...] | None) -> str:
-    return " / ".join(values) if values else "–"
-
-
-def table2(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]]) -> str:
-    """Table II: random initialisation vs pre-trained (all augmentations)."""
-    body = []
-    for recipe, runs in rows.items():
-        name = "random init" if recipe.pretrain is None else "pre-trained on notes"
-        body.append([name, *_scores(runs), len(runs), _paper(PAPER_TABLE2[recipe.init])])
-    header = ["initialisation", *METRIC_NAMES, "seeds", "paper: F1-micro / F1-macro / LRAP"]
-    return report.markdown_table(header, body)
-
-
-def table3(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]]) -> str:
-    """Table III: pre-training augmentations left out one at a time."""
-    body = [
-        [
-            ABLATION_LABELS[recipe.init],
-            *_scores(runs),
-            len(runs),
-            _paper(PAPER_TABLE3[recipe.init]),
-        ]
-        for recipe, runs in rows.items()
-    ]
-    header = ["augmentations", *METRIC_NAMES, "seeds", "paper: F1-micro / F1-macro / LRAP"]
-    return report.markdown_table(header, body)
-
-
-def _series_name(recipe: Recipe) -> str:
-    return "random init" if recipe.pretrain is None else "pre-trained"
-
-
-def per_class_f1(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
-    """Class code -> its F1 in each seed."""
-    scores: dict[str, list[float]] = {}
-    for run in runs:
-        for code, values in run.get("per_class", {}).items():
-            scores.setdefault(code, []).append(float(values["f1"]))
-    return scores
-
-
-def fig3(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path) -> str:
-    """Fig. 3: per-instrument F1 of both initialisations (chart and table of mean ± std)."""
-    per_class = {_series_name(r): per_class_f1(runs) for r, runs in rows.items() if runs}
-    if not per_class:
-        return ""
-    means = {name: {c: float(np.mean(v)) for c, v in s.items()} for name, s in per_class.items()}
-    report.per_class_f1_chart(
-        means, out / "fig3_per_class_f1.png", title="F1 per instrument (mean over seeds)"
-    )
-    codes = list(next(iter(per_class.values())))
-    body = [
-        [code, report.class_label(code), *(report.format_mean_std(s.get(code, [])) for s in
-                                             per_class.values())]
-        for code in codes
-    ]  # fmt: skip
-    return report.markdown_table(["class", "name", *per_class], body)
-
-
-def fig4(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path) -> str:
-    """Fig. 4: F1-micro against the share of fine-tuning data, both initialisations."""
-    series: dict[str, tuple[list[float], list[float], list[float] | None]] = {}
-    table: dict[float, dict[str, str]] = {}
-    for recipe, runs in rows.items():
-        table.setdefault(recipe.fraction, {})[_series_name(recipe)] = _cells(runs, "f1_micro")
-        if not runs:
-            continue
-        values = [float(run["f1_micro"]) for run in runs]
-        fractions, means, stds = series.setdefault(_series_name(recipe), ([], [], []))
-        fractions.append(recipe.fraction)
-        means.append(float(np.mean(values)))
-        assert stds is not None
-        stds.append(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
-    if series:
-        report.f1_vs_fraction_plot(series, out / "fig4_f1_vs_fraction.png")
-    names = ["random init", "pre-trained"]
-    body = [
-        [f"{100 * f:g} %", *(cells.get(n, "–") for n in names)]
-        for f, cells in sorted(table.items())
-    ]
-    return report.markdown_table(["fine-tuning data", *(f"F1-micro, {n}" for n in names)], body)
-
-
-def fig7(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path) -> str:
-    """Fig. 7: F1-micro against trainable parameters for the six backbones."""
-    groups: dict[str, dict[str, tuple[float, float]]] = {}
-    body = []
-    for recipe, runs in rows.items():
-        params = [int(run["parameters"]) for run in runs if "parameters" in run]
-        body.append(
-            [
-                recipe.model,
-                f"{params[0]:,}" if params else "–",
-                _cells(runs, "f1_micro"),
-                len(runs),
-                PAPER_FIG7.get(recipe.model, "–"),
-            ]
-        )
-        if params:
-            family = "ShaResNet" if recipe.model.startswith("sharesnet") else "ResNet"
-            mean = float(np.mean([float(run["f1_micro"]) for run in runs]))
-            groups.setdefault(family, {})[recipe.model] = (float(params[0]), mean)
-    if groups:
-        report.f1_vs_params_plot(groups, out / "fig7_f1_vs_params.png")
-    header = ["backbone", "parameters", "F1-micro", "seeds", "paper: F1-micro (parameters)"]
-    return report.markdown_table(header, body)
-
-
-def table4(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], setting: str) -> str:
-    """Table IV: our numbers (mean ± std) beside the paper's, each row marked."""
-    body: list[list[object]] = []
-    for recipe, runs in rows.items():
-        name = "random init" if recipe.pretrain is None else "pre-trained on notes"
-        body.append([f"**ours** ({setting}): {name}", "waveform", *_scores(runs)])
-    body += [[f"paper: {name}", *values] for name, *values in PAPER_TABLE4]
-    return report.markdown_table(["method", "features", *METRIC_NAMES], body)
-
-
-SECTIONS = {
-    "table2": "Table II: random initialisation vs pre-training",
-    "fig3": "Fig. 3: F1 per instrument",
-    "table3": "Table III: pre-training augmentation ablations",
-    "fig4": "Fig. 4: share of the fine-tuning data",
-    "fig7": "Fig. 7: F1 vs trainable parameters",
-    "table4": "Table IV: our numbers beside the paper's",
-}
-FIGURES = {
-    "fig3": "fig3_per_class_f1.png",
-    "fig4": "fig4_f1_vs_fraction.png",
-    "fig7": "fig7_f1_vs_params.png",
-}
-
-
-def experiment_markdown(
-    experiment: str, rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path, setting: str
-) -> str:
-    """One experiment's table (and figure, written into `out`) as Markdown."""
-    if experiment == "table2":
-        return table2(rows)
-    if experiment == "table3":
-        return table3(rows)
-    if experiment == "table4":
-        return table4(rows, setting)
-    text = {"fig3": fig3, "fig4": fig4, "fig7": fig7}[experiment](rows, out)
-    if (out / FIGURES[experiment]).is_file():
-        text += f"\n![{SECTIONS[experiment]}]({FIGURES[experiment]})\n"
-    return text
-
-
-def write_report(
-    out: Path,
-    results: Mapping[str, Mapping[Recipe, Sequence[Mapping[str, Any]]]],
-    context: Mapping[str, Any],
-) -> Path:
-    """OUT/report.md (every table and figure), one .md per table, results.json."""
-    setting = f"{context['preset']} preset, {context['data']}"
-    lines = [
-        "# instrec reproduce: Zhong et al. 2023 on this machine",
-        "",
-        f"- preset **{context['preset']}** ({PRESETS[context['preset']].about}); "
-        f"seeds {', '.join(map(str, context['seeds']))}",
-        f"- data: {context['data']}; stores: {'; '.join(context['stores'])}",
-        f"- threshold: **{context['threshold_from']}**: "
-        f"{THRESHOLD_PROTOCOLS[context['threshold_from']]}. LRAP needs no threshold.",
-        "- numbers are mean ± sample standard deviation over the seeds (a single seed: "
-        "the value alone); F1-macro is the mean of per-class F1 (scikit-learn)",
-        f"- written {time.strftime('%Y-%m-%d %H:%M %Z')}; each cell's run and evaluation "
-        "are under cells/ (this report is rebuilt from them on every run)",
-    ]
-    if context.get("overrides"):
-        lines.append(f"- config overrides: `{' '.join(context['overrides'])}`")
-    if context.get("caveat"):
-        lines += ["", f"> **Caveat.** {context['caveat']}"]
-    if context.get("failed"):
-        lines += ["", f"**{len(context['failed'])} cells failed** (their rows lack seeds):", ""]
-        lines += [f"- {line}" for line in context["failed"]]
-    for experiment, rows in results.items():
-        text = experiment_markdown(experiment, rows, out, setting)
-        write_text_atomic(out / f"{experiment}.md", text)
-        lines += ["", f"## {SECTIONS[experiment]}", "", text]
-    path = write_text_atomic(out / "report.md", "\n".join(lines).rstrip() + "\n")
-    summary = {
-        experiment: [
-            {
-                "init": recipe.init,
-                "model": recipe.model,
-                "fraction": recipe.fraction,
-                "seeds": len(runs),
-                **{m: [float(run[m]) for run in runs] for m in METRICS},
-            }
-            for recipe, runs in rows.items()
-        ]
-        for experiment, rows in results.items()
-    }
-    data = {"context": dict(context), "results": summary}
-    write_text_atomic(out / "results.json", json.dumps(data, indent=2, default=str) + "\n")
-    return path
 
 
 # ---- data -------------------------------------------------------------------------------
@@ -829,7 +570,7 @@ def reproduce(job: Job, steps: Steps | None = None) -> tuple[Path, Outcome, dict
         "failed": outcome.failed,
         "cells": {"ran": outcome.ran, "cached": outcome.cached, "failed": len(outcome.failed)},
     }
-    path = write_report(job.out, results, context)
+    path = write_report(job.out, results, context, preset.about)
     _say(
         f"{outcome.ran} cells ran, {outcome.cached} cached, {len(outcome.failed)} failed; "
         f"report: {path}"

@@ -8,11 +8,16 @@ import numpy as np
 import pyloudnorm
 import pytest
 import soundfile
+import soxr
 
+from instrec import audio as audio_module
 from instrec.audio import (
+    DECODE_BLOCK_FRAMES,
+    LoudnessMeter,
     integrated_loudness,
     load_audio,
     normalize_loudness,
+    stream_audio,
     window_starts,
     windows,
 )
@@ -52,6 +57,31 @@ def test_load_audio_resamples_any_rate(tmp_path: Path) -> None:
     audio = load_audio(tmp_path / "a.wav", sr=16_000)
     assert audio.size == 16_000
     assert peak_frequency(audio, 16_000) == pytest.approx(1000, abs=2)
+
+
+def test_stream_audio_is_the_whole_file_resampled_in_bounded_blocks(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    stereo = (rng.standard_normal((10 * 44_100, 2)) * 0.1).astype(np.float32)
+    soundfile.write(tmp_path / "long.wav", stereo, 44_100, subtype="FLOAT")
+    blocks = list(stream_audio(tmp_path / "long.wav"))
+    assert len(blocks) >= 6  # 441,000 frames in blocks of 65,536
+    largest = 2 * DECODE_BLOCK_FRAMES * 16_000 / 44_100  # soxr may hold back part of a block
+    assert max(b.size for b in blocks) <= largest < 160_000 / 3
+    whole = soxr.resample(stereo.mean(axis=1), 44_100, 16_000, quality="HQ")
+    np.testing.assert_array_equal(np.concatenate(blocks), whole)
+
+
+def test_files_libsndfile_cannot_open_are_read_by_pedalboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = sine(440, 3.0, 16_000)
+    soundfile.write(tmp_path / "a.wav", x, 16_000, subtype="FLOAT")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("format not recognised")
+
+    monkeypatch.setattr(audio_module.soundfile, "SoundFile", refuse)
+    np.testing.assert_allclose(load_audio(tmp_path / "a.wav"), x, atol=1e-6)
 
 
 def test_missing_file_names_the_file(tmp_path: Path) -> None:
@@ -101,6 +131,19 @@ def test_silence_measures_minus_infinity_and_stays_silent() -> None:
     assert integrated_loudness(silence) == float("-inf")
     normalized = normalize_loudness(silence, target_lufs=-12.0)
     assert np.array_equal(normalized, silence)
+
+
+@pytest.mark.parametrize("sr", [16_000, 44_100])
+def test_loudness_fed_in_pieces_equals_the_whole_signal(sr: int) -> None:
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(7 * sr + 123) * np.linspace(0.01, 1, 7 * sr + 123)).astype(np.float32)
+    meter = LoudnessMeter(sr)
+    cuts = np.sort(rng.integers(0, x.size, 40))
+    for piece in np.split(x, np.concatenate([cuts, [cuts[-1], cuts[-1] + 1]])):  # incl. empty
+        meter.add(piece)
+    assert meter.samples == x.size
+    assert meter.loudness() == pytest.approx(integrated_loudness(x, sr), abs=1e-9)
+    assert meter.loudness() == pytest.approx(pyloudnorm.Meter(sr).integrated_loudness(x), abs=0.02)
 
 
 def test_too_short_input_is_measured_as_one_block() -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,15 @@ import soundfile
 import torch
 
 import instrec
+from instrec import predict as predict_module
 from instrec.audio import SAMPLE_RATE, windows
 from instrec.cli import main
+from instrec.errors import AudioError
 from instrec.export import TorchEngine, receptive_radius
 from instrec.labels import IRMAS_CLASSES
 from instrec.model.io import save_model_file
 from instrec.model.zoo import build_model
-from instrec.predict import SKIPPED_EXIT_CODE, Tagger, load_model, window_logits
+from instrec.predict import SKIPPED_EXIT_CODE, SampleReader, Tagger, load_model, window_logits
 
 # fast models for plumbing tests: SLIM has a narrow receptive field (Shi et al.'s sinc
 # front end: kernel 50, stride 12 samples), so its windows are pooled from shared frames;
@@ -123,6 +126,63 @@ def test_pooled_windows_track_the_per_window_model(model_path: Path) -> None:
         alone = model(torch.from_numpy(windows(x))).numpy()  # (windows, classes)
     assert pooled.shape == alone.shape
     assert np.corrcoef(pooled.ravel(), alone.ravel())[0, 1] > 0.9
+
+
+def test_sample_reader_serves_forward_reads_from_blocks_of_any_size() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(10_000).astype(np.float32)
+    reader = SampleReader(np.split(x, np.sort(rng.integers(0, x.size, 30))), x.size, "s.mp3")
+    start = 0
+    for _ in range(40):
+        start += int(rng.integers(0, 400))
+        end = start + int(rng.integers(0, 3000))
+        np.testing.assert_array_equal(reader.read(start, end), x[start : min(end, x.size)])
+    with pytest.raises(ValueError, match="cannot go back"):
+        reader.read(start - 1, start)
+    cut_short = SampleReader([x[:500]], 1000, "s.mp3")
+    with pytest.raises(AudioError, match=r"s\.mp3: ended at sample 500 of 1000"):
+        cut_short.read(0, 800)
+
+
+def test_a_file_too_long_to_hold_is_decoded_again_with_the_same_result(
+    model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stereo = np.stack([tone(440, 7.0, 44_100), tone(523, 7.0, 44_100, 0.2)], axis=1)
+    soundfile.write(tmp_path / "long.flac", stereo, 44_100)
+    tagger = load_model(model_path)
+    held = tagger.predict(tmp_path / "long.flac")
+    decodes, original = [], predict_module.stream_audio
+
+    def counted(path: Path) -> Any:
+        decodes.append(path)
+        return original(path)
+
+    monkeypatch.setattr(predict_module, "stream_audio", counted)
+    monkeypatch.setattr(predict_module, "HOLD_SECONDS", 2.0)
+    streamed = tagger.predict(tmp_path / "long.flac")
+    assert len(decodes) == 2  # measured, then tagged
+    assert streamed.probabilities == pytest.approx(held.probabilities, abs=1e-6)
+    assert streamed.duration_s == held.duration_s == 7.0
+
+
+def test_memory_does_not_grow_with_the_length_of_the_file(
+    model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Peak memory of NumPy buffers (decoded audio, chunks, frames) while tagging a 30 s
+    and a 150 s file, with files over 5 s decoded twice rather than held."""
+    monkeypatch.setattr(predict_module, "HOLD_SECONDS", 5.0)
+    tagger = load_model(model_path)
+    peaks = {}
+    for seconds in (30, 150):
+        path = tmp_path / f"{seconds}.wav"
+        soundfile.write(path, tone(440, seconds, 44_100), 44_100)
+        tracemalloc.start()
+        tagger.predict(path)
+        peaks[seconds] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    decoded_150 = 150 * SAMPLE_RATE * 4  # bytes of the 150 s file at 16 kHz float32
+    assert peaks[150] < 1.2 * peaks[30]
+    assert peaks[150] < decoded_150 / 2
 
 
 # ---- Python API ------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""The reproduction grid: which cells each experiment needs, their cache, the tables.
+"""The reproduction grid: which cells each experiment needs, their cache, the whole job.
 
 Training and evaluation are replaced by fakes that write a model file and a metrics.json
 whose scores encode the cell's settings, so planning, caching, resuming, failures and
-the assembled tables are checked in seconds; tests/test_demo.py runs the real thing.
+the report they feed are checked in seconds; tests/test_demo.py runs the real thing.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from instrec.data.store import Entry, StoreWriter
 from instrec.errors import InstrecError
 from instrec.labels import IRMAS_CLASSES
 from instrec.model.zoo import MODEL_NAMES
+from instrec.report import format_mean_std
 
 TINY = rp.PRESETS["tiny"]
 TINY_MODEL = "sharesnet18"  # tiny_pretrain's backbone
@@ -210,68 +211,14 @@ def test_a_failed_pretraining_skips_its_finetunings_only(stores: rp.Stores, tmp_
     assert len(results["fig7"][rp.Recipe("all", "resnet28")]) == 0
 
 
-# ---- tables and figures -----------------------------------------------------------------
-
-
-def runs(*f1: float) -> list[dict[str, Any]]:
-    return [
-        {"f1_micro": v, "f1_macro": v - 0.1, "lrap": v + 0.2, "parameters": 5000,
-         "per_class": {"cel": {"f1": v}, "vio": {"f1": 1 - v}}}
-        for v in f1
-    ]  # fmt: skip
-
-
-def test_table2_shows_mean_and_sample_std_over_seeds_beside_the_paper() -> None:
-    text = rp.table2({rp.Recipe(None, "m"): runs(0.6, 0.7), rp.Recipe("all", "m"): runs(0.8)})
-    random_row, pretrained_row = text.splitlines()[2:4]
-    # 0.6, 0.7: mean 0.65, sample std 0.0707
-    assert "| random init | 0.650 ± 0.071 | 0.550 ± 0.071 | 0.850 ± 0.071 | 2 |" in random_row
-    assert "0.634 ± 0.008 / 0.536 ± 0.013 / 0.780 ± 0.006" in random_row  # the paper's
-    assert "| pre-trained on notes | 0.800 | 0.700 | 1.000 | 1 |" in pretrained_row
-
-
-def test_figures_and_their_tables_are_written(tmp_path: Path) -> None:
-    rows = {rp.Recipe(None, "m"): runs(0.4, 0.6), rp.Recipe("all", "m"): runs(0.7, 0.9)}
-    text = rp.fig3(rows, tmp_path)
-    assert (tmp_path / "fig3_per_class_f1.png").stat().st_size > 1000
-    assert "| cel | cello | 0.500 ± 0.141 | 0.800 ± 0.141 |" in text
-
-    fractions = {rp.Recipe(init, "m", f): runs(0.3 + f / 2, 0.4 + f / 2)
-                 for init in (None, "all") for f in (0.1, 1.0)}  # fmt: skip
-    text = rp.fig4(fractions, tmp_path)
-    assert (tmp_path / "fig4_f1_vs_fraction.png").is_file()
-    assert "| 10 % | 0.400 ± 0.071 | 0.400 ± 0.071 |" in text
-
-    backbones = {rp.Recipe("all", name): runs(0.5) for name in MODEL_NAMES}
-    backbones[rp.Recipe("all", "resnet18")] = []  # not finished: a row without numbers
-    text = rp.fig7(backbones, tmp_path)
-    assert (tmp_path / "fig7_f1_vs_params.png").is_file()
-    assert "| resnet34 | 5,000 | 0.500 | 1 | 0.674 (1.3 M) |" in text
-    assert "| resnet18 | – | – | 0 | – |" in text
-
-
-def test_report_marks_the_papers_numbers_and_says_how_it_was_made(tmp_path: Path) -> None:
-    rows = {rp.Recipe(None, "m"): runs(0.6, 0.7), rp.Recipe("all", "m"): runs(0.8, 0.9)}
-    context = {
-        "preset": "tiny", "seeds": [0, 1], "data": "rendered notes and ensembles",
-        "stores": ["a", "b", "c"], "threshold_from": "test", "overrides": ["trainer.epochs=1"],
-        "caveat": rp._caveat("tiny", rendered=True), "failed": [],
-    }  # fmt: skip
-    path = rp.write_report(tmp_path, {"table2": rows, "table4": rows}, context)
-    text = path.read_text()
-    assert "paper's protocol: optimistic" in text and "trainer.epochs=1" in text
-    assert "**Caveat.**" in text and "not on NSynth and IRMAS" in text
-    ours = "| **ours** (tiny preset, rendered notes and ensembles): pre-trained on notes | "
-    assert ours + "waveform | 0.850 ± 0.071 |" in text
-    assert (
-        "| paper: Zhong et al. [19]: its 3-model ensemble | mel | 0.688 | 0.606 | 0.826 |" in text
-    )
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["results"]["table2"][1]["f1_micro"] == [0.8, 0.9]
-    assert (tmp_path / "table2.md").read_text() in text
-
-
 # ---- the whole job on real-layout data (fake training) ----------------------------------
+
+
+def test_the_caveat_says_what_the_numbers_rest_on() -> None:
+    assert "not on NSynth and IRMAS" in rp._caveat("tiny", rendered=True)
+    assert "cut-down models" in rp._caveat("tiny", rendered=False)
+    assert "General MIDI" not in rp._caveat("tiny", rendered=False)
+    assert rp._caveat("paper", rendered=False) == ""
 
 
 def test_reproduce_prepares_real_layout_data_once_and_reports(tmp_path: Path) -> None:
@@ -285,9 +232,10 @@ def test_reproduce_prepares_real_layout_data_once_and_reports(tmp_path: Path) ->
     assert {p.name for p in (tmp_path / "out" / "data" / "tiny").iterdir()} == {
         "nsynth", "irmas-train", "irmas-test"}  # fmt: skip
     text = path.read_text()
-    want = rp.report.format_mean_std([fake_f1("pre", 1.0, 0), fake_f1("pre", 1.0, 1)])
+    want = format_mean_std([fake_f1("pre", 1.0, 0), fake_f1("pre", 1.0, 1)])
     assert f"| pre-trained on notes | {want} |" in text
     assert "Caveat" in text and "NSynth" in text and "fig3_per_class_f1.png" in text
+    assert f"- preset **tiny** ({TINY.about}); seeds 0, 1" in text
 
     again = FakeSteps()
     _, outcome, _ = rp.reproduce(job, again.steps())
