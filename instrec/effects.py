@@ -93,32 +93,37 @@ def pitch_shift(x: torch.Tensor, semitones: torch.Tensor) -> torch.Tensor:
     that bin's instantaneous frequency times ratio, integrated over frames into a phase;
     content moved past Nyquist is dropped. The output keeps the input's RMS level.
     """
-    samples = x.shape[-1]
     window = torch.hann_window(PITCH_FFT, device=x.device, dtype=x.dtype)
     spec = torch.stft(x, PITCH_FFT, PITCH_HOP, window=window, return_complex=True)
-    batch, bins, _ = spec.shape  # spec: (batch, bins, frames)
-    omega = 2 * math.pi * torch.arange(bins, device=x.device, dtype=x.dtype) / PITCH_FFT
-    phase = spec.angle()
-    advance = phase.diff(dim=-1) - PITCH_HOP * omega[None, :, None]  # (batch, bins, frames-1)
-    deviation = torch.remainder(advance + math.pi, 2 * math.pi) - math.pi
-    inst = omega[None, :, None] + deviation / PITCH_HOP  # rad/sample
-
+    spec = spec.transpose(1, 2)  # (batch, frames, bins), contiguous: bins are gathered per row
+    _, frames, bins = spec.shape
     ratio = torch.pow(2.0, semitones.to(x.dtype) / 12.0)[:, None]  # (batch, 1)
     source = torch.arange(bins, device=x.device, dtype=x.dtype)[None, :] / ratio  # (batch, bins)
     low = source.floor().long().clamp(max=bins - 1)
-    frac = (source - low)[..., None]
+    inside = source <= bins - 1
+    frac = source - low
     magnitude = spec.abs()
-    magnitude = (1 - frac) * _gather_bins(magnitude, low) + frac * _gather_bins(
-        magnitude, (low + 1).clamp(max=bins - 1)
-    )
-    magnitude = torch.where((source <= bins - 1)[..., None], magnitude, 0.0)
-    nearest = source.round().long().clamp(max=bins - 1)
-    steps = PITCH_HOP * ratio[..., None] * _gather_bins(inst, nearest)  # (batch, bins, frames-1)
-    out_phase = phase[..., 0].gather(1, nearest)[..., None] + torch.cat(
-        [torch.zeros(batch, bins, 1, device=x.device, dtype=x.dtype), steps.cumsum(-1)], dim=-1
-    )
-    shifted = torch.polar(magnitude, out_phase)
-    y = torch.istft(shifted, PITCH_FFT, PITCH_HOP, window=window, length=samples)
+    upper = _gather_bins(magnitude, (low + 1).clamp(max=bins - 1))
+    upper.mul_(torch.where(inside, frac, 0.0)[:, None, :])
+    magnitude = _gather_bins(magnitude, low).mul_(torch.where(inside, 1 - frac, 0.0)[:, None, :])
+    magnitude.add_(upper)  # (batch, frames, bins)
+
+    nearest = source.round().long().clamp(max=bins - 1)  # (batch, bins)
+    near = _gather_bins(spec, nearest)  # (batch, frames, bins) complex
+    centre = 2 * math.pi * PITCH_HOP / PITCH_FFT * nearest.to(x.dtype)  # rad per hop at bin centre
+    # each bin's phase advance per hop less its centre's, wrapped to (-pi, pi], as
+    # angle(X[t+1] conj(X[t]) e^(-i centre)): one angle() pass, no diff or remainder (a real
+    # DC or Nyquist bin that flips sign may read +pi or -pi: its frequency is ambiguous)
+    rotation = torch.polar(torch.ones_like(centre), -centre)[:, None, :]  # (batch, 1, bins)
+    deviation = (near[:, 1:] * near[:, :-1].conj()).mul_(rotation).angle()  # (b, frames-1, bins)
+    # out phase at frame t: start + t * ratio * centre + ratio * (deviations up to t);
+    # ratio * centre is taken mod 2 pi (t is whole), which keeps float32 phases small
+    step = torch.remainder(ratio * centre, 2 * math.pi)[:, None, :]  # (batch, 1, bins)
+    t = torch.arange(frames, device=x.device, dtype=x.dtype)[None, :, None]
+    phase = near[:, :1].angle() + step * t  # (batch, frames, bins)
+    phase[:, 1:].add_(deviation.cumsum_(1).mul_(ratio[..., None]))
+    shifted = torch.complex(phase.cos().mul_(magnitude), phase.sin().mul_(magnitude))
+    y = _overlap_add(shifted, window, x.shape[-1])
     return y * _rms(x) / _rms(y).clamp(min=1e-12)
 
 
@@ -147,9 +152,26 @@ def _butterworth(
 
 
 def _gather_bins(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """values (batch, bins, frames) at per-row bin indices (batch, bins), every frame."""
-    rows = torch.arange(len(values), device=values.device)[:, None]  # (batch, 1)
-    return values[rows, index]
+    """values (batch, frames, bins) at per-row bin indices (batch, bins), every frame."""
+    return values.gather(2, index[:, None, :].expand(-1, values.shape[1], -1))
+
+
+def _overlap_add(spec: torch.Tensor, window: torch.Tensor, samples: int) -> torch.Tensor:
+    """Inverse of torch.stft(center=True) from (batch, frames, bins) to (batch, samples):
+    windowed inverse FFT of each frame, overlap-added in PITCH_HOP blocks and divided by
+    the summed squared window (torch.istft without its transposes and checks)."""
+    batch, frames, _ = spec.shape
+    parts = PITCH_FFT // PITCH_HOP  # frames overlapping each hop-long block
+    pieces = torch.fft.irfft(spec, n=PITCH_FFT).mul_(window)  # (batch, frames, fft)
+    pieces = pieces.view(batch, frames, parts, PITCH_HOP)
+    out = pieces.new_zeros(batch, frames + parts - 1, PITCH_HOP)
+    envelope = window.new_zeros(frames + parts - 1, PITCH_HOP)
+    squared = window.square().view(parts, PITCH_HOP)
+    for k in range(parts):
+        out[:, k : k + frames] += pieces[:, :, k]
+        envelope[k : k + frames] += squared[k]
+    keep = slice(PITCH_FFT // 2, PITCH_FFT // 2 + samples)  # drop the centring pad
+    return out.view(batch, -1)[:, keep] / envelope.view(-1)[keep]
 
 
 def _rms(x: torch.Tensor) -> torch.Tensor:

@@ -141,6 +141,27 @@ def test_pitch_shift_per_row_keeps_level_and_zero_is_identity() -> None:
     np.testing.assert_allclose(y.pow(2).mean(-1).numpy(), x.pow(2).mean(-1).numpy(), rtol=1e-4)
 
 
+@pytest.mark.parametrize("samples", [4_000, 12_345])  # not whole hops: the end is kept too
+def test_pitch_shift_keeps_any_length_and_zero_shift_returns_noise(samples: int) -> None:
+    x = 0.1 * torch.randn(2, samples, generator=torch.Generator().manual_seed(0))
+    y = effects.pitch_shift(x, torch.tensor([0.0, -5.0]))
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y[0].numpy(), x[0].numpy(), atol=2e-3)  # every bin's phase
+    assert not torch.allclose(y[1], x[1], atol=0.05)
+
+
+def test_overlap_add_inverts_the_stft_like_istft() -> None:
+    window = torch.hann_window(effects.PITCH_FFT, dtype=torch.float64)
+    x = torch.randn(2, 12_345, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    spec = torch.stft(x, effects.PITCH_FFT, effects.PITCH_HOP, window=window, return_complex=True)
+    y = effects._overlap_add(spec.transpose(1, 2), window, x.shape[-1])  # (batch, frames, bins)
+    reference = torch.istft(
+        spec, effects.PITCH_FFT, effects.PITCH_HOP, window=window, length=12_345
+    )
+    np.testing.assert_allclose(y.numpy(), reference.numpy(), atol=1e-12)
+    np.testing.assert_allclose(y.numpy(), x.numpy(), atol=1e-12)
+
+
 def _gain_db(filtered: torch.Tensor, original: torch.Tensor) -> float:
     middle = slice(SR // 4, 3 * SR // 4)  # away from the clip's edges
     return _db(filtered[middle].pow(2).mean() / original[middle].pow(2).mean())

@@ -113,6 +113,38 @@ def test_a_wide_receptive_field_runs_each_window_alone_exactly_as_evaluation() -
     np.testing.assert_allclose(logits, alone, atol=1e-4)
 
 
+def test_fast_pools_every_window_from_one_pass_over_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--fast on a wide receptive field: chunked, margined frames equal one pass of the body
+    over the whole file, and each window is LDE-pooled from its 1 s of those frames."""
+    torch.manual_seed(0)
+    model = build_model("sharesnet18", **WIDE).eval()
+    path = save_model_file(tmp_path / "wide.pt", model, IRMAS_CLASSES, threshold=0.5)
+    assert not load_model(path).engine.geometry.pooled
+    fast = load_model(path, fast=True)
+    g = dataclasses.replace(fast.engine.geometry, chunk_frames=12)  # several chunks
+    fast.engine.geometry = g
+    x = np.random.default_rng(4).standard_normal(round(6.3 * SAMPLE_RATE)).astype(np.float32)
+    logits, starts = window_logits(fast.engine, x)
+    with torch.no_grad():
+        frames = model.frame_features(torch.from_numpy(x)[None])  # (1, frames, dim)
+        first = np.minimum(
+            np.round(starts / g.samples_per_frame), frames.shape[1] - g.window_frames
+        )
+        pooled = torch.cat([frames[:, int(f) : int(f) + g.window_frames] for f in first])
+        expected = model.head(model.pool(pooled)).numpy()  # (windows, classes)
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+    soundfile.write(tmp_path / "x.wav", x, SAMPLE_RATE, subtype="FLOAT")
+    code, out, _ = run_cli(
+        [str(path), str(tmp_path / "x.wav"), "--fast", "--format", "json"], capsys
+    )
+    assert code == 0
+    from_cli = json.loads(out)[0]["probabilities"]
+    assert from_cli == pytest.approx(fast.predict(tmp_path / "x.wav").probabilities, abs=1e-5)
+
+
 def test_pooled_windows_track_the_per_window_model(model_path: Path) -> None:
     """Frames pooled per window differ from running the model on each window alone only at
     the window edges (which see real context instead of zero padding). With random weights
