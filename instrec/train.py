@@ -115,6 +115,23 @@ class Training(L.LightningModule):
                 "optim.peak_lr before training again"
             )
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Stop before a NaN/inf gradient reaches the weights (a finite loss can still
+        give one, e.g. through a zero-variance LDE component). fp16's grad scaler skips
+        overflowing steps by itself, so its infinities are left to it."""
+        if self.trainer.precision.startswith("16"):
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        bad = bool(grads) and not bool(
+            torch.isfinite(torch.stack([torch.linalg.vector_norm(g) for g in grads])).all()
+        )
+        if self.trainer.strategy.reduce_boolean_decision(bad, all=False):
+            raise InstrecError(
+                f"step {self.global_step}: a gradient is not finite (the loss was); stopped. "
+                "The last good checkpoint is kept for inspection; lower optim.peak_lr before "
+                "training again"
+            )
+
     # ---- validation -----------------------------------------------------------------
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

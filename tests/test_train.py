@@ -203,6 +203,24 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     assert not (tmp_path / "run/model.pt").exists()
 
 
+def test_a_non_finite_gradient_stops_before_the_weights_change(
+    stores: dict[str, Path], tmp_path: Path
+) -> None:
+    import lightning as L
+
+    class PoisonGradient(L.Callback):
+        def on_after_backward(self, trainer, module) -> None:
+            if trainer.global_step == 3:
+                module.model.head.bias.grad[0] = float("inf")
+
+    config = tiny("tiny_pretrain", "trainer.checkpoint_every_steps=2", "trainer.epochs=3")
+    with pytest.raises(InstrecError, match="step 3: a gradient is not finite"):
+        pretrain(config, stores["small"], tmp_path / "run", callbacks=[PoisonGradient()])
+    checkpoint = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
+
+
 KILLED_RUN = """
 import os, sys
 import lightning as L
