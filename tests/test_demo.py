@@ -6,6 +6,7 @@ the whole chain runs in about a minute; the second run must find every step cach
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import re
@@ -15,6 +16,7 @@ import pytest
 
 from instrec import reproduce
 from instrec.cli import main
+from instrec.predict import load_model
 
 SMALLER = dataclasses.replace(
     reproduce.PRESETS["tiny"],
@@ -51,6 +53,17 @@ def test_demo_runs_the_whole_chain_and_then_reuses_it(
         metrics = next(json.loads(p.read_text()) for p in evaluations if f"-{init}-" in str(p))
         assert row["f1_micro"] == [metrics["f1_micro"]] and row["lrap"] == [metrics["lrap"]]
         assert metrics["threshold_from"] == "validation"
+
+    # the user-facing tagger agrees with evaluation on the same rendered test files (the
+    # store keeps int16 audio, the tagger decodes the wav: probabilities within 2e-3)
+    evaluation = next(p.parent for p in evaluations if "-pre-all-" in str(p))
+    rows = list(csv.DictReader((evaluation / "predictions.csv").open()))
+    tagger = load_model(evaluation.parent / "run/model.pt")
+    music = out / "data/tiny/rendered-music"
+    assert {row["split"] for row in rows} == {"test"} and len(rows) == 2
+    for row in rows:
+        tagged = tagger.predict(music / row["source"]).probabilities
+        assert tagged == pytest.approx({c: float(row[f"p_{c}"]) for c in tagged}, abs=2e-3)
 
     assert main(["demo", "--out", str(out), *FASTER]) == 0
     printed = capsys.readouterr()
