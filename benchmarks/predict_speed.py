@@ -9,16 +9,18 @@ timing the audio path alone:
               where the receptive field allows (Geometry.pooled), else lone windows
               batched (channels-last convolutions)
   onnx        the same graph exported and run on onnxruntime
-  onnx-pooled onnx with frame pooling forced on (the body once over the file) even where
-              the model's receptive field is too wide for it to equal evaluation
+  onnx-fast   onnx as `instrec predict --fast`: the body once over the file and every
+              window pooled from its frames, even where the receptive field is too wide for
+              that to equal evaluation (benchmarks/fast_predict_accuracy.py measures the change)
   onnx-int8   the onnx graph with int8 weights (onnxruntime dynamic quantisation)
 and print seconds, real-time factor (audio seconds per second of compute) and the ratio to
 the floor: (multiply-accumulates of the audio, each frame once, plus pooling per window)
 x 2 / FLOP/s of a large fp32 matmul measured in this process just before and after each
 run (averaged: the machine may be shared, so the rate is taken when the run happens).
 `max dp` is the largest file-level probability difference from the torch row (the effect
-of pooling frames instead of padding each window, or of int8). Weights are untrained
-(speed does not depend on them), so accuracy is judged by that difference only.
+of pooling frames instead of padding each window, or of int8). Zoo names get untrained
+weights (speed does not depend on them); pass a trained model file (.pt) in --models to see
+the difference on real weights.
 
     python benchmarks/predict_speed.py [--seconds 180] [--threads 2] [--models ...]
 """
@@ -26,7 +28,6 @@ of pooling frames instead of padding each window, or of int8). Weights are untra
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import tempfile
@@ -42,20 +43,22 @@ from torch.utils.flop_counter import FlopCounterMode
 from instrec.audio import SAMPLE_RATE, load_audio, normalize_loudness, windows
 from instrec.export import export_onnx
 from instrec.labels import IRMAS_CLASSES
-from instrec.model.io import save_model_file
+from instrec.model.io import load_model_file, save_model_file
 from instrec.model.zoo import Recognizer, build_model
-from instrec.predict import Tagger, load_model
+from instrec.predict import load_model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=180.0, help="song length (s)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every engine")
-    parser.add_argument("--models", nargs="+", default=["sharesnet18", "resnet34"])
+    parser.add_argument(
+        "--models", nargs="+", default=["sharesnet18", "resnet34"], help="zoo names or .pt files"
+    )
     parser.add_argument(
         "--methods",
         nargs="+",
-        default=["torch", "decode", "per-window", "onnx", "onnx-pooled", "onnx-int8"],
+        default=["torch", "decode", "per-window", "onnx", "onnx-fast", "onnx-int8"],
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -71,9 +74,14 @@ def main() -> None:
 
 
 def bench_model(name: str, song: Path, seconds: float, tmp: Path, args: argparse.Namespace) -> None:
-    torch.manual_seed(0)
-    model = build_model(name).eval()
-    model_path = save_model_file(tmp / f"{name}.pt", model, IRMAS_CLASSES, threshold=0.5)
+    """Time every method on one model: a zoo name (untrained weights) or a model file."""
+    if name.endswith(".pt"):
+        model_path, model = Path(name), load_model_file(name).model
+        name = model_path.name
+    else:
+        torch.manual_seed(0)
+        model = build_model(name).eval()
+        model_path = save_model_file(tmp / f"{name}.pt", model, IRMAS_CLASSES, threshold=0.5)
     flop = 2 * audio_macs(model, seconds)
     print(f"\n{name}: {flop / seconds / 1e9:.1f} GFLOP per second of audio")
     print(
@@ -86,13 +94,13 @@ def bench_model(name: str, song: Path, seconds: float, tmp: Path, args: argparse
         "per-window": lambda: per_window(model, song),
         "torch": lambda: torch_tagger.predict(song).probabilities,
     }
-    if {"onnx", "onnx-pooled", "onnx-int8"} & set(args.methods):
+    if {"onnx", "onnx-fast", "onnx-int8"} & set(args.methods):
         onnx_path = export_onnx(model_path, tmp / f"{name}.onnx").path
         onnx_tagger = load_model(onnx_path, args.threads)
-        pooled_tagger = pooled(load_model(onnx_path, args.threads))
+        fast_tagger = load_model(onnx_path, args.threads, fast=True)
         int8_tagger = load_model(quantize(onnx_path), args.threads)
         runs["onnx"] = lambda: onnx_tagger.predict(song).probabilities
-        runs["onnx-pooled"] = lambda: pooled_tagger.predict(song).probabilities
+        runs["onnx-fast"] = lambda: fast_tagger.predict(song).probabilities
         runs["onnx-int8"] = lambda: int8_tagger.predict(song).probabilities
     reference: dict[str, float] | None = None
     for method in args.methods:
@@ -123,13 +131,6 @@ def per_window(model: Recognizer, song: Path, batch: int = 16) -> dict[str, floa
     return {c: float(p) for c, p in zip(IRMAS_CLASSES, mean, strict=True)}
 
 
-def pooled(tagger: Tagger) -> Tagger:
-    """The tagger with frame pooling forced on, whatever the model's receptive field."""
-    engine = tagger.engine
-    engine.geometry = dataclasses.replace(engine.geometry, pooled=True)
-    return tagger
-
-
 def decode_only(song: Path) -> dict[str, float]:
     """The audio path alone (decode, resample, -12 LUFS): the part no network speed-up touches."""
     normalize_loudness(load_audio(song))
@@ -139,7 +140,7 @@ def decode_only(song: Path) -> dict[str, float]:
 def audio_macs(model: Recognizer, seconds: float) -> float:
     """Multiply-accumulates to tag `seconds` of audio: each frame once, plus LDE and head
     per 1 s window at 0.5 s hop. Counted on the meta device (no arithmetic is done)."""
-    meta = build_model(model.config.arch, model.config.num_classes).to("meta").eval()
+    meta = Recognizer(model.config).to("meta").eval()
     probe = 10 * SAMPLE_RATE
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         frames = meta.frame_features(torch.zeros(1, probe, device="meta"))
