@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -183,42 +184,39 @@ def test_wrong_stage_and_tiny_data_are_clear_errors(stores: dict[str, Path], tmp
                  tmp_path / "b")  # fmt: skip
 
 
-def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
-    stores: dict[str, Path], tmp_path: Path
+def _poison_weights(module: Any) -> None:
+    with torch.no_grad():
+        module.model.head.weight.fill_(float("nan"))  # the next loss is NaN
+
+
+def _poison_gradient(module: Any) -> None:
+    module.model.head.bias.grad[0] = float("inf")  # the loss was finite
+
+
+@pytest.mark.parametrize(
+    ("poison", "hook", "message"),
+    [
+        (_poison_weights, "on_train_batch_start", "the training loss is nan"),
+        (_poison_gradient, "on_after_backward", "a gradient is not finite"),
+    ],
+)
+def test_non_finite_training_stops_and_keeps_the_last_good_checkpoint(
+    stores: dict[str, Path], tmp_path: Path, poison: Any, hook: str, message: str
 ) -> None:
     import lightning as L
 
-    class Poison(L.Callback):
-        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-            if trainer.global_step == 3:
-                with torch.no_grad():
-                    module.model.head.weight.fill_(float("nan"))
+    def at_step_3(trainer: Any, module: Any, *args: Any) -> None:
+        if trainer.global_step == 3:
+            poison(module)
 
+    callback = type("Poison", (L.Callback,), {hook: lambda self, *args: at_step_3(*args)})()
     config = tiny("tiny_pretrain", "trainer.checkpoint_every_steps=2", "trainer.epochs=3")
-    with pytest.raises(InstrecError, match="step 3: the training loss is nan"):
-        pretrain(config, stores["small"], tmp_path / "run", callbacks=[Poison()])
+    with pytest.raises(InstrecError, match=f"step 3: {message}"):
+        pretrain(config, stores["small"], tmp_path / "run", callbacks=[callback])
     checkpoint = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
     assert not (tmp_path / "run/model.pt").exists()
-
-
-def test_a_non_finite_gradient_stops_before_the_weights_change(
-    stores: dict[str, Path], tmp_path: Path
-) -> None:
-    import lightning as L
-
-    class PoisonGradient(L.Callback):
-        def on_after_backward(self, trainer, module) -> None:
-            if trainer.global_step == 3:
-                module.model.head.bias.grad[0] = float("inf")
-
-    config = tiny("tiny_pretrain", "trainer.checkpoint_every_steps=2", "trainer.epochs=3")
-    with pytest.raises(InstrecError, match="step 3: a gradient is not finite"):
-        pretrain(config, stores["small"], tmp_path / "run", callbacks=[PoisonGradient()])
-    checkpoint = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)
-    assert checkpoint["global_step"] == 2
-    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
 
 
 KILLED_RUN = """
