@@ -73,7 +73,7 @@ class Training(L.LightningModule):
         logits = self.model(waves)  # (batch, classes)
         loss = self.loss(logits, targets)
         self._stop_unless_finite(loss)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -140,11 +140,8 @@ class Training(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """Metrics over the whole validation split, gathered from every GPU."""
-        logits, targets = (torch.cat(parts) for parts in zip(*self._valid, strict=True))
+        logits, targets = (self._gathered(torch.cat(p)) for p in zip(*self._valid, strict=True))
         self._valid.clear()
-        classes = logits.shape[-1]
-        logits = typing.cast(torch.Tensor, self.all_gather(logits)).reshape(-1, classes)
-        targets = typing.cast(torch.Tensor, self.all_gather(targets)).reshape(-1, classes)
         accuracy = (logits.argmax(1) == targets.argmax(1)).float().mean()
         if self.config.stage == "pretrain":
             metrics = {"valid_loss": F.cross_entropy(logits, targets), "valid_acc": accuracy}
@@ -157,7 +154,17 @@ class Training(L.LightningModule):
                 "valid_f1_micro": torch.tensor(sweep["best_f1_micro"]),
                 "valid_threshold": torch.tensor(self.threshold),
             }
-        self.log_dict(metrics, prog_bar=True, sync_dist=False)  # identical on every rank
+        self.log_dict(metrics, prog_bar=True, sync_dist=True)  # identical on every rank already
+
+    def _gathered(self, x: torch.Tensor) -> torch.Tensor:
+        """(this rank's validation items, classes) -> (every validation item once, classes):
+        EpochSampler deals item k to rank k % world_size, so the ranks' shares are
+        interleaved back and the wrap-around padding (duplicates) is cut."""
+        if self.trainer.world_size == 1:
+            return x
+        gathered = typing.cast(torch.Tensor, self.all_gather(x))  # (world, per rank, classes)
+        total = len(self.trainer.datamodule.valid_items)  # type: ignore[attr-defined]
+        return gathered.transpose(0, 1).reshape(-1, x.shape[-1])[:total]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["instrec_threshold"] = self.threshold
@@ -366,7 +373,7 @@ def make_trainer(config: Config, out: Path, callbacks: Sequence[L.Callback] = ()
         devices=t.devices,
         num_nodes=t.num_nodes,
         precision=precision,  # type: ignore[arg-type]
-        sync_batchnorm=t.sync_batchnorm,
+        sync_batchnorm=t.sync_batchnorm and on_gpu,  # torch's SyncBatchNorm is GPU-only
         max_epochs=t.epochs,
         use_distributed_sampler=False,  # EpochSampler shards the data itself
         num_sanity_val_steps=0,

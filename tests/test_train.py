@@ -65,6 +65,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "notes": write_store(root / "notes", "nsynth", ("ins0", "ins1", "ins2", "ins3"), 60),
         "small": write_store(root / "small", "nsynth", ("ins0", "ins1", "ins2", "ins3"), 12),
         "music": write_store(root / "music", "irmas-train", ("cel", "flu", "pia", "vio"), 30),
+        "odd": write_store(root / "odd", "nsynth", ("ins0", "ins1", "ins2"), 12),  # 9 valid
     }
 
 
@@ -217,6 +218,46 @@ def test_non_finite_training_stops_and_keeps_the_last_good_checkpoint(
     assert checkpoint["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
     assert not (tmp_path / "run/model.pt").exists()
+
+
+DDP_RUN = """
+import sys
+from instrec.config import load_config
+from instrec.train import pretrain
+
+pretrain(load_config("tiny_pretrain", sys.argv[3:]), sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_trains_and_validates_every_item_once(
+    stores: dict[str, Path], tmp_path: Path
+) -> None:
+    """DDP (gloo) with 2 CPU processes: the batch is split, both ranks train, validation is
+    gathered from both shares without the padding duplicate (9 items over 2 ranks), and
+    rank 0 writes the model file."""
+    script = tmp_path / "ddp_run.py"
+    script.write_text(textwrap.dedent(DDP_RUN))
+    overrides = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.batch_size=8",
+                 "trainer.epochs=2", "trainer.num_workers=0"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(script), str(stores["odd"]), str(tmp_path / "run"), *overrides]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "MEMBER: 2/2" in done.stderr and "distributed_backend=gloo" in done.stderr
+    last = [row for row in metrics_rows(tmp_path / "run") if row.get("valid_acc")][-1]
+
+    model = load_model_file(tmp_path / "run/model.pt").model
+    store = ClipStore.open(stores["odd"])
+    valid = store.indices("valid")
+    assert len(valid) == 9
+    with torch.no_grad():
+        logits = model(torch.from_numpy(store.batch(valid)))
+    targets = torch.from_numpy(store.targets[valid])
+    accuracy = (logits.argmax(1) == targets.argmax(1)).float().mean().item()
+    loss = torch.nn.functional.cross_entropy(logits, targets).item()
+    assert float(last["valid_acc"]) == pytest.approx(accuracy, abs=1e-6)
+    assert float(last["valid_loss"]) == pytest.approx(loss, rel=1e-4)
 
 
 KILLED_RUN = """
