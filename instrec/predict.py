@@ -7,12 +7,13 @@ of that average is the file's probability per class.
 
 Files are decoded block by block: a first pass measures their loudness and keeps the
 blocks of files up to HOLD_SECONDS; a longer file is decoded again while it is tagged, so
-memory does not grow with length. Fast on long files: the convolutional body runs once over long
-chunks (each with margins wider than its receptive field, so chunk edges change nothing),
-and every window is LDE-pooled from the frames it covers; frames needed by windows that
-straddle a chunk boundary are carried to the next chunk. Models whose receptive field is
-too wide for that (see Geometry) run each window alone, in batches. Two engines run that graph: a
-saved PyTorch model file, or an exported .onnx file on onnxruntime (no torch imported).
+memory does not grow with length. Windows are computed one of two ways (see Geometry):
+each window alone through the whole network, in batches, exactly as evaluation does; or,
+for models whose receptive field is narrow (or with `fast`), the convolutional body once
+over long chunks (with margins wider than its receptive field, so chunk edges change
+nothing) and every window LDE-pooled from the frames it covers, frames needed by windows
+that straddle a chunk boundary being carried to the next chunk. Two engines run that graph:
+a saved PyTorch model file, or an exported .onnx file on onnxruntime (no torch imported).
 Neither imports the training stack.
 """
 
@@ -46,7 +47,7 @@ from instrec.errors import AudioError, InstrecError
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 WINDOW = SAMPLE_RATE  # samples: 1 s windows, as in training and evaluation
 HOP = WINDOW // 2  # samples: 50 % overlap
-CHUNK_SECONDS = 10.0  # s of audio per body pass: bounds memory (~0.5 GB for resnet34)
+CHUNK_SECONDS = 10.0  # s of audio per body pass at least: bounds memory (~0.5 GB, resnet34)
 HOLD_SECONDS = 600.0  # s of decoded audio kept between measuring and tagging (38 MB);
 # longer files are decoded twice instead, so memory stays bounded whatever their length
 SKIPPED_EXIT_CODE = 3  # `instrec predict` exit status when some input was skipped
@@ -67,7 +68,7 @@ class Geometry:
     window (radius <= POOLING_MAX_RADIUS, 0.1 s; a 0.04 s field moved file probabilities of a
     trained model by 0.03). A wider field (e.g. a 1536-sample sinc stride: 0.7-1.4 s) makes
     every frame of a lone window see padding, so such models run each window alone, exactly
-    as evaluation does, in batches of WINDOW_BATCH.
+    as evaluation does, in batches of WINDOW_BATCH, unless the user asks for `fast`.
     """
 
     samples_per_frame: int  # input samples per body output frame
