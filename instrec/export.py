@@ -38,7 +38,7 @@ from instrec.predict import (
 
 OPSET = 17
 TOLERANCE = 1e-3  # max |logit difference| an export may show against PyTorch
-MARGIN_SHARE = 0.1  # most the two margins of a chunk may add to the frames it computes
+MARGIN_SHARE = 0.05  # most the two margins of a chunk may add to the frames it computes
 
 
 class WindowTagger(nn.Module):
