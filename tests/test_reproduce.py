@@ -216,7 +216,8 @@ def test_a_failed_pretraining_skips_its_finetunings_only(stores: rp.Stores, tmp_
 
 def test_the_caveat_says_what_the_numbers_rest_on() -> None:
     assert "not on NSynth and IRMAS" in rp._caveat("tiny", rendered=True)
-    assert "cut-down models" in rp._caveat("tiny", rendered=False)
+    assert "(CPU, minutes: a cut-down ShaResNet18" in rp._caveat("tiny", rendered=False)
+    assert "far smaller than the paper's runs" in rp._caveat("small", rendered=False)
     assert "General MIDI" not in rp._caveat("tiny", rendered=False)
     assert rp._caveat("paper", rendered=False) == ""
 
