@@ -13,8 +13,9 @@ timing the audio path alone:
               window pooled from its frames, even where the receptive field is too wide for
               that to equal evaluation (benchmarks/fast_predict_accuracy.py measures the change)
   onnx-int8   the onnx graph in int8 (onnxruntime static quantisation, see quantize)
-and print seconds (the best of --repeats runs), real-time factor (audio seconds per second of compute) and the ratio to
-the floor: (multiply-accumulates of the audio, each frame once, plus pooling per window)
+and print seconds (the best of --repeats runs), real-time factor (audio seconds per second of
+compute) and the ratio to the floor: (multiply-accumulates of the audio, each frame once,
+plus pooling per window)
 x 2 / FLOP/s of a large fp32 matmul measured in this process just before and after each
 run (averaged: the machine may be shared, so the rate is taken when the run happens).
 `max dp` is the largest file-level probability difference from the torch row (the effect
