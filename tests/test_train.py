@@ -220,6 +220,17 @@ def test_non_finite_training_stops_and_keeps_the_last_good_checkpoint(
     assert not (tmp_path / "run/model.pt").exists()
 
 
+def test_bf16_mixed_precision_trains_and_keeps_fp32_weights(
+    stores: dict[str, Path], tmp_path: Path
+) -> None:
+    """The GPU default (bf16 autocast, augmentation kept in fp32) exercised on CPU autocast."""
+    config = tiny("tiny_pretrain", "trainer.precision=bf16-mixed", "trainer.epochs=1")
+    path = pretrain(config, stores["small"], tmp_path / "run")
+    parameters = list(load_model_file(path).model.parameters())
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in parameters)
+    assert any(float(row.get("train_loss_step") or 0) > 0 for row in metrics_rows(tmp_path / "run"))
+
+
 DDP_RUN = """
 import sys
 from instrec.config import load_config
