@@ -211,6 +211,22 @@ def level_gain(loudness: float, target_lufs: float = DEFAULT_LUFS) -> float:
     return 10 ** ((target_lufs - loudness) / 20) if np.isfinite(loudness) else 1.0
 
 
+def audible_gain(loudness: float, name: str | Path, target_lufs: float = DEFAULT_LUFS) -> float:
+    """Gain taking a recording measured at `loudness` LUFS to `target_lufs`. Silence (every
+    block under the -70 LUFS gate) raises AudioError naming `name`: scaled up it would be
+    noise, and a model would name instruments in it."""
+    if not np.isfinite(loudness):
+        raise AudioError(name, f"is silent (no 400 ms block above {ABSOLUTE_GATE_LUFS:g} LUFS)")
+    return level_gain(loudness, target_lufs)
+
+
+def load_normalized(path: str | Path, target_lufs: float = DEFAULT_LUFS) -> np.ndarray:
+    """A recording as the models see it: mono float32 at 16 kHz, scaled to `target_lufs`;
+    silent files raise AudioError (see audible_gain)."""
+    x = load_audio(path)
+    return (x * audible_gain(integrated_loudness(x), path, target_lufs)).astype(np.float32)
+
+
 def normalize_loudness(
     x: np.ndarray, sr: int = SAMPLE_RATE, target_lufs: float = DEFAULT_LUFS
 ) -> np.ndarray:

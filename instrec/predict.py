@@ -36,8 +36,8 @@ from instrec.atomic import atomic_path
 from instrec.audio import (
     SAMPLE_RATE,
     LoudnessMeter,
-    level_gain,
-    normalize_loudness,
+    audible_gain,
+    integrated_loudness,
     resample,
     stream_audio,
     window_starts,
@@ -164,8 +164,8 @@ class Tagger:
         if isinstance(audio, str | Path):
             name, (blocks, total) = str(audio), _loudness_normalized_blocks(Path(audio))
         else:
-            name, x = "<array>", normalize_loudness(_array_to_mono(audio, sr or SAMPLE_RATE))
-            blocks, total = [x], x.size
+            name, x = "<array>", _array_to_mono(audio, sr or SAMPLE_RATE)
+            blocks, total = [x * audible_gain(integrated_loudness(x), name)], x.size
         duration, padded = total / SAMPLE_RATE, total < WINDOW
         if padded:
             blocks, total = [np.pad(np.concatenate(list(blocks)), (0, WINDOW - total))], WINDOW
@@ -304,7 +304,7 @@ def _loudness_normalized_blocks(path: Path) -> tuple[Iterable[np.ndarray], int]:
             held.append(block)
         else:
             held = []  # too long to hold: decoded again below
-    gain = level_gain(meter.loudness())
+    gain = audible_gain(meter.loudness(), path)
     blocks = held if meter.samples <= limit else stream_audio(path)
     return (block * gain for block in blocks), meter.samples
 

@@ -16,6 +16,7 @@ from instrec.audio import (
     LoudnessMeter,
     integrated_loudness,
     load_audio,
+    load_normalized,
     normalize_loudness,
     stream_audio,
     window_starts,
@@ -162,6 +163,16 @@ def test_normalize_reaches_target_on_real_like_signal() -> None:
     assert pyloudnorm.Meter(16_000).integrated_loudness(out.astype(np.float64)) == pytest.approx(
         -12.0, abs=0.1
     )
+
+
+def test_load_normalized_reaches_the_level_and_refuses_silence(tmp_path: Path) -> None:
+    soundfile.write(tmp_path / "tone.wav", sine(440, 2.0, 44_100, 0.01), 44_100)
+    tone = load_normalized(tmp_path / "tone.wav", target_lufs=-12.0)
+    assert pyloudnorm.Meter(16_000).integrated_loudness(tone) == pytest.approx(-12.0, abs=0.1)
+    hiss = (np.random.default_rng(0).standard_normal(32_000) * 1e-6).astype(np.float32)
+    soundfile.write(tmp_path / "hiss.wav", hiss, 16_000, subtype="FLOAT")  # ~-120 dBFS
+    with pytest.raises(AudioError, match=r"hiss\.wav: is silent \(no 400 ms block above -70"):
+        load_normalized(tmp_path / "hiss.wav")
 
 
 def test_windows_hop_half_a_second_and_cover_the_tail() -> None:

@@ -140,6 +140,8 @@ def bad_test_tree(root: Path) -> Path:
     (folder / "bad code.txt").write_text("xyz\n")
     (folder / "empty.wav").write_bytes(b"")
     (folder / "empty.txt").write_text("pia\n")
+    write_wav(folder / "silent.wav", np.zeros((44_100, 2)), 44_100)
+    (folder / "silent.txt").write_text("pia\n")
     return root
 
 
@@ -150,9 +152,11 @@ def test_bad_test_files_are_skipped_counted_and_named(tmp_path: Path, capsys) ->
     assert "no labels.wav: no label file beside it (no labels.txt)" in err
     assert "bad code.txt: bad label file (unknown class code 'xyz'" in err
     assert "empty.wav: cannot decode audio" in err
-    assert "3 items from 3 files" in out and "skipped 3 files" in out
+    assert "silent.wav: is silent (no 400 ms block above -70 LUFS)" in err
+    assert "3 items from 3 files" in out and "skipped 4 files" in out
     assert ClipStore.open(tmp_path / "s").skipped == {
         "no label file beside it": 1, "bad label file": 1, "cannot decode audio": 1,
+        "is silent": 1,
     }  # fmt: skip
 
 

@@ -269,6 +269,23 @@ def test_json_contract_with_a_folder_a_missing_file_and_bad_audio(
     assert "padded to 1 s" in err
 
 
+def test_silence_is_skipped_not_tagged(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scaled to -12 LUFS, silence or a -120 dBFS hiss would be tagged as something."""
+    hiss = np.random.default_rng(0).standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 1e-6
+    soundfile.write(tmp_path / "hiss.wav", hiss, SAMPLE_RATE, subtype="FLOAT")
+    soundfile.write(tmp_path / "zeros.wav", np.zeros(3 * SAMPLE_RATE), SAMPLE_RATE)
+    code, out, err = run_cli([str(model_path), str(tmp_path), "--format", "json"], capsys)
+    assert code == SKIPPED_EXIT_CODE
+    assert [r["error"] for r in json.loads(out)] == [
+        "is silent (no 400 ms block above -70 LUFS)"
+    ] * 2
+    assert "skipped 2 of 2 inputs" in err
+    with pytest.raises(AudioError, match=r"<array>: is silent"):
+        load_model(model_path).predict(np.zeros(SAMPLE_RATE))
+
+
 def test_table_and_csv_outputs(
     model_path: Path, audio_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from instrec.audio import DEFAULT_LUFS, SAMPLE_RATE, load_audio, normalize_loudness
+from instrec.audio import DEFAULT_LUFS, SAMPLE_RATE, load_normalized
 from instrec.data.store import Entry, sample_units
 from instrec.errors import InstrecError
 from instrec.labels import IRMAS_CLASSES
@@ -122,8 +122,9 @@ def keep_train_fraction(entries: list[Entry], fraction: float, seed: int) -> lis
 def excerpt_clips(path: Path, clip_length: int = SAMPLE_RATE, lufs: float = DEFAULT_LUFS):
     """(clips, clip_length) float32: the excerpt at 16 kHz mono, normalised to `lufs` as a
     whole, cut into consecutive 1 s clips (a 3 s excerpt gives 3; a tail shorter than a
-    clip is dropped; an excerpt shorter than one clip is zero-padded to one)."""
-    audio = normalize_loudness(load_audio(path), SAMPLE_RATE, lufs)
+    clip is dropped; an excerpt shorter than one clip is zero-padded to one). Silent
+    excerpts raise AudioError."""
+    audio = load_normalized(path, lufs)
     count = max(1, audio.size // clip_length)
     audio = np.pad(audio, (0, max(0, count * clip_length - audio.size)))
     return audio[: count * clip_length].reshape(count, clip_length)  # (clips, samples)
@@ -173,5 +174,6 @@ def index_testing(root: Path, report: Report) -> list[Entry]:
 
 
 def whole_file(path: Path, lufs: float = DEFAULT_LUFS) -> np.ndarray:
-    """(1, samples) float32: the whole file at 16 kHz mono, normalised to `lufs`."""
-    return normalize_loudness(load_audio(path), SAMPLE_RATE, lufs)[None, :]
+    """(1, samples) float32: the whole file at 16 kHz mono, normalised to `lufs` (silent
+    files raise AudioError)."""
+    return load_normalized(path, lufs)[None, :]
