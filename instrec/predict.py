@@ -158,8 +158,9 @@ class Tagger:
 
         Arrays are mono (samples,) or multi-channel 2-D (the shorter axis is taken as
         channels). Instruments are the classes whose probability is at least `threshold`
-        (default: the model's), most probable first, at most `top_k`. A bad file raises
-        AudioError; audio shorter than 1 s is zero-padded and flagged `padded`.
+        (default: the model's), most probable first, at most `top_k`. A bad or silent file
+        (or array) raises AudioError; audio shorter than 1 s is zero-padded and flagged
+        `padded`.
         """
         if isinstance(audio, str | Path):
             name, (blocks, total) = str(audio), _loudness_normalized_blocks(Path(audio))
