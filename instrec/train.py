@@ -72,7 +72,8 @@ class Training(L.LightningModule):
                 waves, targets = self.augmenter(waves, targets, generator=self._step_generator())
         logits = self.model(waves)  # (batch, classes)
         loss = self.loss(logits, targets)
-        self._stop_unless_finite(loss)
+        value = float(loss.detach())  # a NaN/inf loss must not reach the weights
+        self._stop_if(not math.isfinite(value), f"the training loss is {value} (not finite)")
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
@@ -105,14 +106,13 @@ class Training(L.LightningModule):
         seed = int(np.random.SeedSequence(key).generate_state(1)[0])
         return torch.Generator(device=self.device).manual_seed(seed)
 
-    def _stop_unless_finite(self, loss: torch.Tensor) -> None:
-        """Stop before a NaN/inf loss reaches the weights; the last checkpoint stays good."""
-        bad = not bool(torch.isfinite(loss.detach()).item())
+    def _stop_if(self, bad: bool, what: str) -> None:
+        """Stop every rank, if any rank saw `bad`, before the value reaches the weights;
+        the last checkpoint stays good."""
         if self.trainer.strategy.reduce_boolean_decision(bad, all=False):
             raise InstrecError(
-                f"step {self.global_step}: the training loss is {loss.item()} (not finite); "
-                "stopped. The last good checkpoint is kept for inspection; lower "
-                "optim.peak_lr before training again"
+                f"step {self.global_step}: {what}; stopped. The last good checkpoint is kept "
+                "for inspection; lower optim.peak_lr before training again"
             )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -125,12 +125,7 @@ class Training(L.LightningModule):
         bad = bool(grads) and not bool(
             torch.isfinite(torch.stack([torch.linalg.vector_norm(g) for g in grads])).all()
         )
-        if self.trainer.strategy.reduce_boolean_decision(bad, all=False):
-            raise InstrecError(
-                f"step {self.global_step}: a gradient is not finite (the loss was); stopped. "
-                "The last good checkpoint is kept for inspection; lower optim.peak_lr before "
-                "training again"
-            )
+        self._stop_if(bad, "a gradient is not finite (the loss was)")
 
     # ---- validation -----------------------------------------------------------------
 
