@@ -220,11 +220,18 @@ def audible_gain(loudness: float, name: str | Path, target_lufs: float = DEFAULT
     return level_gain(loudness, target_lufs)
 
 
+def at_audible_level(
+    x: np.ndarray, name: str | Path, target_lufs: float = DEFAULT_LUFS
+) -> np.ndarray:
+    """A 16 kHz signal scaled to `target_lufs`; silence raises AudioError naming `name`
+    (see audible_gain)."""
+    return (x * audible_gain(integrated_loudness(x), name, target_lufs)).astype(np.float32)
+
+
 def load_normalized(path: str | Path, target_lufs: float = DEFAULT_LUFS) -> np.ndarray:
     """A recording as the models see it: mono float32 at 16 kHz, scaled to `target_lufs`;
-    silent files raise AudioError (see audible_gain)."""
-    x = load_audio(path)
-    return (x * audible_gain(integrated_loudness(x), path, target_lufs)).astype(np.float32)
+    silent files raise AudioError."""
+    return at_audible_level(load_audio(path), path, target_lufs)
 
 
 def normalize_loudness(

@@ -36,8 +36,8 @@ from instrec.atomic import atomic_path
 from instrec.audio import (
     SAMPLE_RATE,
     LoudnessMeter,
+    at_audible_level,
     audible_gain,
-    integrated_loudness,
     resample,
     stream_audio,
     window_starts,
@@ -166,7 +166,7 @@ class Tagger:
             name, (blocks, total) = str(audio), _loudness_normalized_blocks(Path(audio))
         else:
             name, x = "<array>", _array_to_mono(audio, sr or SAMPLE_RATE)
-            blocks, total = [x * audible_gain(integrated_loudness(x), name)], x.size
+            blocks, total = [at_audible_level(x, name)], x.size
         duration, padded = total / SAMPLE_RATE, total < WINDOW
         if padded:
             blocks, total = [np.pad(np.concatenate(list(blocks)), (0, WINDOW - total))], WINDOW
