@@ -12,7 +12,9 @@ timing the audio path alone:
   onnx-fast   onnx as `instrec predict --fast`: the body once over the file and every
               window pooled from its frames, even where the receptive field is too wide for
               that to equal evaluation (benchmarks/fast_predict_accuracy.py measures the change)
-  onnx-int8   the onnx graph in int8 (onnxruntime static quantisation, see quantize)
+  onnx-int8   `instrec export --int8`: the body's convolutions in int8 (instrec.quantize),
+              calibrated on another song
+  int8-fast   onnx-int8 run as `--fast`
 and print seconds (the best of --repeats runs), real-time factor (audio seconds per second of
 compute) and the ratio to the floor: (multiply-accumulates of the audio, each frame once,
 plus pooling per window)
@@ -47,6 +49,7 @@ from instrec.labels import IRMAS_CLASSES
 from instrec.model.io import load_model_file, save_model_file
 from instrec.model.zoo import Recognizer, build_model
 from instrec.predict import load_model
+from instrec.quantize import export_int8
 
 
 def main() -> None:
@@ -60,7 +63,7 @@ def main() -> None:
     parser.add_argument(
         "--methods",
         nargs="+",
-        default=["torch", "decode", "per-window", "onnx", "onnx-fast", "onnx-int8"],
+        default=["torch", "decode", "per-window", "onnx", "onnx-fast", "onnx-int8", "int8-fast"],
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -83,6 +86,9 @@ def bench_model(name: str, song: Path, seconds: float, tmp: Path, args: argparse
     else:
         torch.manual_seed(0)
         model = build_model(name).eval()
+        for norm in model.modules():  # trained-like batch-norm statistics, so that no two
+            if isinstance(norm, torch.nn.BatchNorm2d):  # folded convolutions are equal
+                torch.nn.init.uniform_(norm.running_var, 0.5, 2.0)
         model_path = save_model_file(tmp / f"{name}.pt", model, IRMAS_CLASSES, threshold=0.5)
     flop = 2 * audio_macs(model, seconds)
     print(f"\n{name}: {flop / seconds / 1e9:.1f} GFLOP per second of audio")
@@ -96,14 +102,20 @@ def bench_model(name: str, song: Path, seconds: float, tmp: Path, args: argparse
         "per-window": lambda: per_window(model, song),
         "torch": lambda: torch_tagger.predict(song).probabilities,
     }
-    if {"onnx", "onnx-fast", "onnx-int8"} & set(args.methods):
+    if {"onnx", "onnx-fast"} & set(args.methods):
         onnx_path = export_onnx(model_path, tmp / f"{name}.onnx").path
         onnx_tagger = load_model(onnx_path, args.threads)
         fast_tagger = load_model(onnx_path, args.threads, fast=True)
-        int8_tagger = load_model(quantize(onnx_path, tmp), args.threads)
         runs["onnx"] = lambda: onnx_tagger.predict(song).probabilities
         runs["onnx-fast"] = lambda: fast_tagger.predict(song).probabilities
+    if {"onnx-int8", "int8-fast"} & set(args.methods):
+        calibration = tmp / "calibration.mp3"
+        write_song(calibration, 40.0, seed=1)
+        int8_path = export_int8(model_path, tmp / f"{name}.int8.onnx", [calibration]).path
+        int8_tagger = load_model(int8_path, args.threads)
+        int8_fast_tagger = load_model(int8_path, args.threads, fast=True)
         runs["onnx-int8"] = lambda: int8_tagger.predict(song).probabilities
+        runs["int8-fast"] = lambda: int8_fast_tagger.predict(song).probabilities
     reference: dict[str, float] | None = None
     for method in args.methods:
         before = matmul_flops()  # the machine is shared: measure the rate around each run
@@ -167,55 +179,6 @@ def matmul_flops(size: int = 2048, repeats: int = 10) -> float:
         a @ b
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
-
-
-def quantize(onnx_path: Path, tmp: Path) -> Path:
-    """int8 weights and activations (onnxruntime static QDQ quantisation, per-channel
-    weights), calibrated on windows of a different song than the one tagged; the sinc
-    convolution, whose kernels are computed at run time, stays fp32. The instrec metadata
-    is carried over so predict can run it. (Dynamic quantisation ran 3-4x slower than fp32
-    on the AVX2 test CPU.)"""
-    import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    prepared, out = tmp / "prepared.onnx", onnx_path.with_name(onnx_path.stem + ".int8.onnx")
-    quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
-    source = onnx.load(str(onnx_path))
-    weights = {w.name for w in source.graph.initializer}
-    computed = [
-        n.name for n in source.graph.node if n.op_type == "Conv" and n.input[1] not in weights
-    ]
-    calibration_song = tmp / "calibration.mp3"
-    write_song(calibration_song, 40.0, seed=1)
-    batches = windows(normalize_loudness(load_audio(calibration_song)))  # (windows, 16000)
-    frames = -(-SAMPLE_RATE // load_model(onnx_path).engine.geometry.samples_per_frame)
-
-    class Windows(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter(np.array_split(batches, 5))
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self.batches, None)
-            if batch is None:
-                return None
-            index = np.arange(len(batch) * frames).reshape(len(batch), frames)
-            return {"wave": batch, "carry": np.zeros((0, 128), np.float32), "index": index}
-
-    quantize_static(
-        str(prepared), str(out), Windows(), quant_format=QuantFormat.QDQ, per_channel=True,
-        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, nodes_to_exclude=computed,
-    )  # fmt: skip
-    quantized = onnx.load(str(out))
-    del quantized.metadata_props[:]
-    quantized.metadata_props.extend(source.metadata_props)
-    onnx.save(quantized, str(out))
-    return out
 
 
 def write_song(path: Path, seconds: float, sr: int = 44_100, seed: int = 0) -> None:
