@@ -12,6 +12,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from instrec.errors import InstrecError
+
+
+def refuse_to_overwrite(path: str | Path, overwrite: bool) -> None:
+    """An existing output is replaced only when the user said --overwrite."""
+    if Path(path).exists() and not overwrite:
+        raise InstrecError(f"{path}: already exists (use --overwrite to replace it)")
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from instrec.atomic import atomic_path
+from instrec.atomic import atomic_path, refuse_to_overwrite
 from instrec.audio import SAMPLE_RATE, load_audio, normalize_loudness
 from instrec.errors import InstrecError
 from instrec.model.io import load_model_file
@@ -170,8 +170,7 @@ def export_onnx(
     logit is not kept.
     """
     onnx_path = Path(onnx_path)
-    if onnx_path.exists() and not overwrite:
-        raise InstrecError(f"{onnx_path}: already exists (use --overwrite to replace it)")
+    refuse_to_overwrite(onnx_path, overwrite)
     model_file = load_model_file(model_path)
     torch_engine = TorchEngine.from_model(
         model_file.model, model_file.classes, model_file.threshold

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from instrec.atomic import atomic_path
+from instrec.atomic import atomic_path, refuse_to_overwrite
 from instrec.audio import (
     SAMPLE_RATE,
     LoudnessMeter,
@@ -540,8 +540,8 @@ def run(args: argparse.Namespace) -> int:
         raise InstrecError(f"--threshold must be within 0..1, got {args.threshold}")
     if args.top_k is not None and args.top_k < 1:
         raise InstrecError(f"--top-k must be at least 1, got {args.top_k}")
-    if args.output is not None and args.output.exists() and not args.overwrite:
-        raise InstrecError(f"{args.output}: already exists (use --overwrite to replace it)")
+    if args.output is not None:
+        refuse_to_overwrite(args.output, args.overwrite)
     tagger = load_model(args.model, args.threads, args.fast)
     threshold = tagger.threshold if args.threshold is None else args.threshold
     plots = _timeline_paths(args.paths, args.timeline, args.overwrite) if args.timeline else {}
@@ -597,8 +597,7 @@ def _timeline_paths(
         taken.add(stem)
         stems[str(path)] = (folder / f"{stem}.csv", folder / f"{stem}.png")
         for existing in stems[str(path)]:
-            if existing.exists() and not overwrite:
-                raise InstrecError(f"{existing}: already exists (use --overwrite to replace it)")
+            refuse_to_overwrite(existing, overwrite)
     return stems
 
 

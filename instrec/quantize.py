@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from instrec.atomic import atomic_path
+from instrec.atomic import atomic_path, refuse_to_overwrite
 from instrec.audio import load_normalized, windows
 from instrec.errors import AudioError, InstrecError
 from instrec.predict import OnnxEngine, Tagger, find_audio
@@ -69,8 +69,7 @@ def export_int8(
     from instrec.export import export_onnx
 
     onnx_path = Path(onnx_path)
-    if onnx_path.exists() and not overwrite:
-        raise InstrecError(f"{onnx_path}: already exists (use --overwrite to replace it)")
+    refuse_to_overwrite(onnx_path, overwrite)
     chosen = calibration_files(calibration, seed)
     with tempfile.TemporaryDirectory(prefix="instrec-int8-") as folder:
         fp32_path = Path(folder) / "fp32.onnx"
