@@ -7,11 +7,13 @@ stays fp32, and why:
     any convolution with one input channel (the stem, which sees the raw filterbank's wide
     range and costs little),
   - LDE pooling and the head (int8 distances to the codewords moved file probabilities
-    by up to 0.9 on a trained model).
+    by up to 0.9 on a trained model, in a trial that was not kept).
 Weights use 7 of their 8 bits: x86 CPUs without VNNI multiply u8 x s8 pairs into int16
 sums that saturate at full range. Activation ranges are the 0.01-99.99 percentiles of the
-calibration activations, not their extremes: on two trained models that cut the mean
-change of file probabilities 2-3x against min-max (or 99.999 %) calibration.
+calibration activations, not their extremes: on the small preset's random-init model that
+cut the mean change of file probabilities 3x against 99.999 %
+(benchmarks/results/fast_predict_accuracy.txt) and about 2x against min-max calibration
+on the pre-trained one (a trial that was not kept).
 
 int8 changes the output, so the export reports how much: the largest and mean change of
 file probabilities against the fp32 graph, and the share of file x class decisions that
