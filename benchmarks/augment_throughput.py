@@ -6,7 +6,7 @@
 Times the full BatchAugmenter with the pretrain config's settings (effects then
 LUFS-matched mixup), each part alone on every clip of the batch, and note concatenation
 (numpy, per clip). Then one training step of the pretrain config's model (resnet34 with
-NSynth's 1,006-instrument head) at the same batch size and thread count, as instrec.train
+NSynth's 1,006-instrument head) at the same batch size and thread count, as instrec.train.fit
 runs it (forward, soft-target cross-entropy with label smoothing, backward, Adam), and
 prints the augmentation's cost as a share of that step: on CPU (fp32; slow, so
 --step-repeats timed steps after one warm-up) and, when CUDA is available, on GPU (fp32
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from instrec.augment import ALL_EFFECTS, AugmentConfig, BatchAugmenter, concatenate_notes
-from instrec.config import Config, load_config
 from instrec.model.zoo import build_model
+from instrec.train.augment import ALL_EFFECTS, AugmentConfig, BatchAugmenter, concatenate_notes
+from instrec.train.config import Config, load_config
 
 SR = 16_000
 NSYNTH_INSTRUMENTS = 1006  # the pre-training head: one class per NSynth instrument id
@@ -88,7 +88,7 @@ def benchmark_concatenation(clips: int) -> float:
 def training_step_seconds(
     config: Config, device: torch.device, batch: int, repeats: int, bf16: bool
 ) -> float:
-    """Seconds per training step of config's model with NSynth's head, as instrec.train
+    """Seconds per training step of config's model with NSynth's head, as instrec.train.fit
     runs it: forward (bf16 autocast if asked), CE against (batch, classes) targets with the
     config's label smoothing, backward, Adam with its weight decay."""
     model = build_model(config.model.name, NSYNTH_INSTRUMENTS, **config.model.options)

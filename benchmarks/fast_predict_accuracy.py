@@ -25,11 +25,11 @@ import soundfile
 from tqdm import tqdm
 
 from instrec.data.irmas import find_testing_files, read_test_labels
-from instrec.export import export_onnx
+from instrec.export.int8 import export_int8
+from instrec.export.onnx_graph import export_onnx
 from instrec.labels import IRMAS_CLASSES
 from instrec.metrics import multilabel_metrics
-from instrec.predict import Tagger, load_model
-from instrec.quantize import export_int8
+from instrec.tagging import Tagger, load_model
 
 
 def main() -> None:

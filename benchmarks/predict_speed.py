@@ -12,7 +12,7 @@ timing the audio path alone:
   onnx-fast   onnx as `instrec predict --fast`: the body once over the file and every
               window pooled from its frames, even where the receptive field is too wide for
               that to equal evaluation (benchmarks/fast_predict_accuracy.py measures the change)
-  onnx-int8   `instrec export --int8`: the body's convolutions in int8 (instrec.quantize),
+  onnx-int8   `instrec export --int8`: the body's convolutions in int8 (instrec.export.int8),
               calibrated on another song
   int8-fast   onnx-int8 run as `--fast`
 and print seconds (the best of --repeats runs), real-time factor (audio seconds per second of
@@ -44,12 +44,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from instrec.audio import SAMPLE_RATE, load_audio, normalize_loudness, windows
-from instrec.export import export_onnx
+from instrec.export.int8 import export_int8
+from instrec.export.onnx_graph import export_onnx
 from instrec.labels import IRMAS_CLASSES
 from instrec.model.io import load_model_file, save_model_file
 from instrec.model.zoo import Recognizer, build_model
-from instrec.predict import load_model
-from instrec.quantize import export_int8
+from instrec.tagging import load_model
 
 
 def main() -> None:

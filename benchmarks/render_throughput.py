@@ -20,8 +20,8 @@ import numpy as np
 import soundfile
 
 from instrec.data import ensembles, notes
-from instrec.data.scores import multipart_works
-from instrec.data.soundfonts import note_presets, resolve_soundfonts
+from instrec.synth.scores import multipart_works
+from instrec.synth.soundfonts import note_presets, resolve_soundfonts
 
 
 def bench_notes(out: Path, n_presets: int = 12) -> None:

@@ -33,12 +33,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from instrec.config import load_config
-from instrec.data.notes import render_notes
 from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
 from instrec.report import save_figure
-from instrec.train import pretrain
+from instrec.synth.notes import render_notes
+from instrec.train.config import load_config
+from instrec.train.fit import pretrain
 
 NOTES_MANIFEST = "render-notes.json"  # written by render_notes once a render is complete
 

@@ -6,7 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from instrec.predict import Tagger
+    from instrec.tagging import Tagger
 
 try:
     __version__ = version("instrec")
@@ -16,6 +16,6 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 def load_model(path: str) -> Tagger:
     """Load a saved model file for tagging: `instrec.load_model("model.pt").predict("song.mp3")`."""
-    from instrec.predict import load_model as _load_model
+    from instrec.tagging import load_model as _load_model
 
     return _load_model(path)

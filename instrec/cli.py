@@ -15,16 +15,22 @@ from instrec.errors import InstrecError
 
 # command -> (module, one-line help), in the order a newcomer meets them
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("instrec.demo", "render, pre-train, fine-tune, evaluate: the whole pipeline, tiny"),
-    "synth": ("instrec.data.render", "render NSynth-format notes or IRMAS-format ensembles"),
+    "demo": (
+        "instrec.experiments.demo",
+        "render, pre-train, fine-tune, evaluate: the whole pipeline, tiny",
+    ),
+    "synth": ("instrec.synth.render", "render NSynth-format notes or IRMAS-format ensembles"),
     "prepare": ("instrec.data.prepare", "decode a dataset once into a fast clip store"),
     "models": ("instrec.model.zoo", "list the model variants with parameters and MACs"),
-    "pretrain": ("instrec.train", "pre-train on isolated notes (softmax over instruments)"),
-    "finetune": ("instrec.train", "fine-tune on polyphonic music (sigmoid over classes)"),
+    "pretrain": ("instrec.train.command", "pre-train on isolated notes (softmax over instruments)"),
+    "finetune": ("instrec.train.command", "fine-tune on polyphonic music (sigmoid over classes)"),
     "evaluate": ("instrec.evaluate", "F1, LRAP, per-class scores and figures for a model"),
-    "reproduce": ("instrec.reproduce", "run the paper's experiment grid and write its tables"),
+    "reproduce": (
+        "instrec.experiments.reproduce",
+        "run the paper's experiment grid and write its tables",
+    ),
     "predict": ("instrec.predict", "name the instruments in audio files or folders"),
-    "export": ("instrec.export", "export a model to ONNX, verified against PyTorch"),
+    "export": ("instrec.export.command", "export a model to ONNX, verified against PyTorch"),
 }
 
 

@@ -6,4 +6,5 @@ bin=.venv/bin
 "$bin/ruff" check instrec tests benchmarks
 "$bin/ruff" format --check instrec tests benchmarks
 "$bin/mypy"
+"$bin/lint-imports" --no-cache | sed -n '/^Contracts/,$p' # layers: pyproject.toml
 "$bin/python" -m pytest "$@"

@@ -11,7 +11,8 @@ import scipy.stats
 import torch
 
 from instrec.audio import integrated_loudness
-from instrec.augment import (
+from instrec.errors import InstrecError
+from instrec.train.augment import (
     ABLATIONS,
     ALL_EFFECTS,
     AugmentConfig,
@@ -19,7 +20,6 @@ from instrec.augment import (
     _Draw,
     concatenate_notes,
 )
-from instrec.errors import InstrecError
 
 SR = 16_000
 OFF = AugmentConfig(concat_p=0.0, mixup_p=0.0, effects_ratio=0.0)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from instrec.augment import ABLATIONS, AugmentConfig
-from instrec.config import builtin_names, config_from_dict, dump_config, load_config
 from instrec.errors import InstrecError
+from instrec.train.augment import ABLATIONS, AugmentConfig
+from instrec.train.config import builtin_names, config_from_dict, dump_config, load_config
 
 
 def test_every_builtin_config_loads() -> None:

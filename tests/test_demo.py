@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from instrec import reproduce
 from instrec.cli import main
-from instrec.predict import load_model
+from instrec.experiments import presets
+from instrec.tagging import load_model
 
 SMALLER = dataclasses.replace(
-    reproduce.PRESETS["tiny"],
+    presets.PRESETS["tiny"],
     notes={"max_instruments": 4, "pitches": 6, "velocities": (100,)},  # >= 1 valid note
     music={"train_songs": 22, "test_songs": 2, "train_excerpts": 1, "test_excerpts": 1,
            "test_seconds": (5.0, 5.0)},
@@ -31,7 +31,7 @@ FASTER = ["--set", "trainer.epochs=1", "--set", "trainer.batch_size=8"]
 def test_demo_runs_the_whole_chain_and_then_reuses_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(reproduce.PRESETS, "tiny", SMALLER)
+    monkeypatch.setitem(presets.PRESETS, "tiny", SMALLER)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), *FASTER]) == 0
     printed = capsys.readouterr()

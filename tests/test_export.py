@@ -16,10 +16,11 @@ import torch
 from instrec.audio import SAMPLE_RATE
 from instrec.cli import main
 from instrec.errors import InstrecError
-from instrec.export import TOLERANCE, export_onnx
+from instrec.export.onnx_graph import TOLERANCE, export_onnx
 from instrec.model.io import save_model_file
 from instrec.model.zoo import build_model
-from instrec.predict import OnnxEngine, load_model
+from instrec.tagging import load_model
+from instrec.tagging.onnx_engine import OnnxEngine
 
 CLASSES = ("low", "mid", "high")
 

@@ -23,7 +23,7 @@ from instrec.data.irmas import TrainName, parse_train_name, read_test_labels
 from instrec.data.store import ClipStore
 from instrec.labels import IRMAS_CLASSES, IRMAS_GENRES
 
-REAL_NAMES = Path(__file__).resolve().parents[2] / "shared/fixtures/irmas-train-names.txt"
+REAL_NAMES = Path(__file__).parent / "fixtures" / "irmas-train-names.txt"
 
 
 def real_names() -> list[str]:
@@ -158,6 +158,10 @@ def test_bad_test_files_are_skipped_counted_and_named(tmp_path: Path, capsys) ->
         "no label file beside it": 1, "bad label file": 1, "cannot decode audio": 1,
         "is silent": 1,
     }  # fmt: skip
+    listed = ClipStore.open(tmp_path / "s").header["skipped_files"]
+    assert sorted(Path(path).name for path, _ in listed) == [
+        "bad code.txt", "empty.wav", "no labels.wav", "silent.wav"
+    ]  # fmt: skip
 
 
 def test_strict_stops_at_the_first_bad_file(tmp_path: Path, capsys) -> None:

@@ -9,8 +9,8 @@ import scipy.signal
 import torch
 
 from instrec.audio import integrated_loudness, k_weighting_coefficients
-from instrec.effects import fft_convolve
-from instrec.loudness import (
+from instrec.train.effects import fft_convolve
+from instrec.train.loudness import (
     integrated_loudness_torch,
     k_weighting_response,
     loudness_gain,

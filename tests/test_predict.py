@@ -18,15 +18,19 @@ import soundfile
 import torch
 
 import instrec
-from instrec import predict as predict_module
+import instrec.tagging
 from instrec.audio import SAMPLE_RATE, windows
 from instrec.cli import main
 from instrec.errors import AudioError
-from instrec.export import TorchEngine, receptive_radius
 from instrec.labels import IRMAS_CLASSES
 from instrec.model.io import save_model_file
+from instrec.model.window_graph import receptive_radius
 from instrec.model.zoo import build_model
-from instrec.predict import SKIPPED_EXIT_CODE, SampleReader, Tagger, load_model, window_logits
+from instrec.predict import SKIPPED_EXIT_CODE
+from instrec.tagging import Tagger, load_model
+from instrec.tagging import tagger as tagger_module
+from instrec.tagging.torch_engine import TorchEngine
+from instrec.tagging.windows import SampleReader, window_logits
 
 # fast models for plumbing tests: SLIM has a narrow receptive field (Shi et al.'s sinc
 # front end: kernel 50, stride 12 samples), so its windows are pooled from shared frames;
@@ -183,14 +187,14 @@ def test_a_file_too_long_to_hold_is_decoded_again_with_the_same_result(
     soundfile.write(tmp_path / "long.flac", stereo, 44_100)
     tagger = load_model(model_path)
     held = tagger.predict(tmp_path / "long.flac")
-    decodes, original = [], predict_module.stream_audio
+    decodes, original = [], tagger_module.stream_audio
 
     def counted(path: Path) -> Any:
         decodes.append(path)
         return original(path)
 
-    monkeypatch.setattr(predict_module, "stream_audio", counted)
-    monkeypatch.setattr(predict_module, "HOLD_SECONDS", 2.0)
+    monkeypatch.setattr(tagger_module, "stream_audio", counted)
+    monkeypatch.setattr(tagger_module, "HOLD_SECONDS", 2.0)
     streamed = tagger.predict(tmp_path / "long.flac")
     assert len(decodes) == 2  # measured, then tagged
     assert streamed.probabilities == pytest.approx(held.probabilities, abs=1e-6)
@@ -202,7 +206,7 @@ def test_memory_does_not_grow_with_the_length_of_the_file(
 ) -> None:
     """Peak memory of NumPy buffers (decoded audio, chunks, frames) while tagging a 30 s
     and a 150 s file, with files over 5 s decoded twice rather than held."""
-    monkeypatch.setattr(predict_module, "HOLD_SECONDS", 5.0)
+    monkeypatch.setattr(tagger_module, "HOLD_SECONDS", 5.0)
     tagger = load_model(model_path)
     peaks = {}
     for seconds in (30, 150):
@@ -318,9 +322,15 @@ def test_timeline_writes_a_plot_and_per_window_table_and_never_overwrites(
     assert "already exists" in capsys.readouterr().err
 
 
-def test_the_command_never_imports_the_training_stack() -> None:
-    code = "import instrec.predict, sys; assert 'lightning' not in sys.modules; " \
-        "assert 'torch' not in sys.modules"  # fmt: skip
+def test_the_command_and_the_tagging_layer_import_neither_torch_nor_training() -> None:
+    modules = ["instrec.predict"] + [
+        f"instrec.tagging.{p.stem}" for p in Path(instrec.tagging.__file__).parent.glob("*.py")
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "assert not {'torch', 'lightning'} & set(sys.modules), sorted(sys.modules)\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -11,7 +11,7 @@ import pytest
 from dataset_trees import prepare_store, write_irmas_train_tree
 
 from instrec.cli import main
-from instrec.data.prepare import SkipLog, add_arguments
+from instrec.data.prepare import SHOWN_SKIPS, SkipLog, add_arguments
 from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
 
@@ -68,8 +68,24 @@ def test_skip_log_counts_by_reason_and_strict_raises() -> None:
     log(Path("b.wav"), "cannot decode audio (truncated)")
     assert log.counts == {"cannot decode audio": 2}
     assert log.summary() == "skipped 2 files (2 cannot decode audio)"
+    assert log.first_few(Path("s/store.json")).splitlines() == [
+        "skipped a.wav: cannot decode audio (bad header)",
+        "skipped b.wav: cannot decode audio (truncated)",
+    ]
     with pytest.raises(InstrecError, match=r"^c\.wav: near-silent note$"):
         SkipLog(strict=True)(Path("c.wav"), "near-silent note")
+
+
+def test_many_skips_are_summarised_and_all_kept_in_the_header() -> None:
+    log = SkipLog()
+    for k in range(SHOWN_SKIPS + 3):
+        log(Path(f"{k}.wav"), "is silent")
+    lines = log.first_few(Path("s/store.json")).splitlines()
+    assert lines[:SHOWN_SKIPS] == [f"skipped {k}.wav: is silent" for k in range(SHOWN_SKIPS)]
+    assert lines[SHOWN_SKIPS:] == [
+        '... and 3 more: every skipped file is listed under "skipped_files" in s/store.json'
+    ]
+    assert len(log.files) == SHOWN_SKIPS + 3
 
 
 def test_every_option_has_help() -> None:

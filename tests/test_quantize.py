@@ -14,17 +14,17 @@ import torch
 from instrec.audio import load_normalized, windows
 from instrec.cli import main
 from instrec.errors import InstrecError
-from instrec.export import export_onnx
-from instrec.model.io import save_model_file
-from instrec.model.zoo import build_model
-from instrec.predict import load_model
-from instrec.quantize import (
+from instrec.export.int8 import (
     BATCH_WINDOWS,
     Int8Report,
     calibration_windows,
     export_int8,
     probability_change,
 )
+from instrec.export.onnx_graph import export_onnx
+from instrec.model.io import save_model_file
+from instrec.model.zoo import build_model
+from instrec.tagging import load_model
 
 CLASSES = ("low", "mid", "high")
 SR = 22_050

@@ -12,12 +12,12 @@ import pytest
 import soundfile
 
 from instrec.cli import main
-from instrec.data.ensembles import arrange, render_ensembles
-from instrec.data.notes import render_note, render_notes
-from instrec.data.scores import Score, ScoreNote
-from instrec.data.soundfonts import read_presets
 from instrec.errors import InstrecError
 from instrec.labels import IRMAS_CLASSES, IRMAS_GENRES, NSYNTH_FAMILIES
+from instrec.synth.ensembles import arrange, render_ensembles
+from instrec.synth.notes import render_note, render_notes
+from instrec.synth.scores import Score, ScoreNote
+from instrec.synth.soundfonts import read_presets
 
 TIM = "/usr/share/sounds/sf2/TimGM6mb.sf2"  # the smallest soundfont: fastest to load
 pytestmark = pytest.mark.skipif(not Path(TIM).exists(), reason="timgm6mb-soundfont")
@@ -151,7 +151,7 @@ def _score(*mean_pitches: int) -> Score:
 
 
 def test_leading_part_is_chosen_by_register() -> None:
-    from instrec.data.ensembles import SongTask
+    from instrec.synth.ensembles import SongTask
 
     def lead(label: str) -> int:
         task = SongTask(1, "test", "train", label, False, 1, (), (TIM,), (5, 20), 10.0, 0)

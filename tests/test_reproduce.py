@@ -21,15 +21,17 @@ from dataset_trees import (
     write_nsynth_tree,
 )
 
-from instrec import reproduce as rp
-from instrec.config import Config
 from instrec.data.store import Entry, StoreWriter
 from instrec.errors import InstrecError
+from instrec.experiments import grid as gr
+from instrec.experiments import presets
+from instrec.experiments import reproduce as rp
 from instrec.labels import IRMAS_CLASSES
 from instrec.model.zoo import MODEL_NAMES
 from instrec.report import format_mean_std
+from instrec.train.config import Config
 
-TINY = rp.PRESETS["tiny"]
+TINY = presets.PRESETS["tiny"]
 TINY_MODEL = "sharesnet18"  # tiny_pretrain's backbone
 
 
@@ -43,8 +45,8 @@ def _store(path: Path, kind: str, classes: tuple[str, ...]) -> Path:
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> rp.Stores:
-    return rp.Stores(
+def stores(tmp_path: Path) -> gr.Stores:
+    return gr.Stores(
         _store(tmp_path / "notes", "nsynth", ("a", "b")),
         _store(tmp_path / "music", "irmas-train", IRMAS_CLASSES),
         _store(tmp_path / "test", "irmas-test", IRMAS_CLASSES),
@@ -63,8 +65,8 @@ class FakeSteps:
         self.calls: list[tuple[str, ...]] = []
         self.fail_pretrain = fail_pretrain
 
-    def steps(self) -> rp.Steps:
-        return rp.Steps(self.pretrain, self.finetune, self.evaluate)
+    def steps(self) -> gr.Steps:
+        return gr.Steps(self.pretrain, self.finetune, self.evaluate)
 
     def _model(self, out: Path, info: dict[str, Any]) -> Path:
         out.mkdir(parents=True, exist_ok=True)
@@ -109,8 +111,8 @@ class FakeSteps:
 # ---- planning ---------------------------------------------------------------------------
 
 
-def test_table2_needs_one_pretraining_and_two_finetunings_per_seed(stores: rp.Stores) -> None:
-    grid = rp.plan_grid(["table2"], TINY, [0, 1], stores)
+def test_table2_needs_one_pretraining_and_two_finetunings_per_seed(stores: gr.Stores) -> None:
+    grid = gr.plan_grid(["table2"], TINY, [0, 1], stores)
     finetunes = grid.finetune_cells()
     assert len(grid.pretrain_cells()) == 2 and len(finetunes) == 4
     assert Counter(c.init is None for c in finetunes) == {True: 2, False: 2}
@@ -119,25 +121,25 @@ def test_table2_needs_one_pretraining_and_two_finetunings_per_seed(stores: rp.St
     assert {c.config().seed for c in grid.pretrain_cells()} == {0, 1}
 
 
-def test_shared_cells_are_planned_once(stores: rp.Stores) -> None:
-    grid = rp.plan_grid(["table2", "fig3", "table3", "fig4", "fig7", "table4"], TINY, [0], stores)
+def test_shared_cells_are_planned_once(stores: gr.Stores) -> None:
+    grid = gr.plan_grid(["table2", "fig3", "table3", "fig4", "fig7", "table4"], TINY, [0], stores)
     # pre-training: 5 augmentation sets of the tiny backbone + the 5 other backbones
-    assert len(grid.pretrain_cells()) == len(rp.ABLATIONS) + len(MODEL_NAMES) - 1
+    assert len(grid.pretrain_cells()) == len(presets.ABLATIONS) + len(MODEL_NAMES) - 1
     # fine-tuning: table2 2, table3 +4, fig4 +3 random +3 pre-trained, fig7 +5
     assert len(grid.finetune_cells()) == 2 + 4 + 6 + 5
-    table2_pre = grid.rows["table2"][rp.Recipe("all", TINY_MODEL)][0]
-    assert grid.rows["table3"][rp.Recipe("all", TINY_MODEL)][0] == table2_pre
-    assert grid.rows["fig7"][rp.Recipe("all", TINY_MODEL)][0] == table2_pre
-    assert grid.rows["fig4"][rp.Recipe("all", TINY_MODEL, 1.0)][0] == table2_pre
-    ablation = grid.rows["table3"][rp.Recipe("no-both", TINY_MODEL)][0].init
+    table2_pre = grid.rows["table2"][presets.Recipe("all", TINY_MODEL)][0]
+    assert grid.rows["table3"][presets.Recipe("all", TINY_MODEL)][0] == table2_pre
+    assert grid.rows["fig7"][presets.Recipe("all", TINY_MODEL)][0] == table2_pre
+    assert grid.rows["fig4"][presets.Recipe("all", TINY_MODEL, 1.0)][0] == table2_pre
+    ablation = grid.rows["table3"][presets.Recipe("no-both", TINY_MODEL)][0].init
     assert ablation is not None
     augment = ablation.config().augment
     assert (augment.mixup_p, augment.effects_ratio, augment.concat_p) == (0, 0, 0.5)
 
 
-def test_cache_keys_are_stable_and_follow_every_setting(stores: rp.Stores) -> None:
+def test_cache_keys_are_stable_and_follow_every_setting(stores: gr.Stores) -> None:
     def names(seeds: list[int], overrides: tuple[str, ...] = ()) -> list[str]:
-        grid = rp.plan_grid(["fig4"], TINY, seeds, stores, (0.5, 1.0), overrides)
+        grid = gr.plan_grid(["fig4"], TINY, seeds, stores, (0.5, 1.0), overrides)
         return [c.name for c in grid.finetune_cells()]
 
     first = names([0])
@@ -164,11 +166,11 @@ def test_unknown_experiment_and_incomplete_real_data_are_refused(tmp_path: Path)
 
 
 def test_finished_cells_are_skipped_and_interrupted_ones_resumed(
-    stores: rp.Stores, tmp_path: Path
+    stores: gr.Stores, tmp_path: Path
 ) -> None:
-    grid = rp.plan_grid(["table2", "fig4"], TINY, [0], stores, (0.5, 1.0))
+    grid = gr.plan_grid(["table2", "fig4"], TINY, [0], stores, (0.5, 1.0))
     fake = FakeSteps()
-    outcome = rp.run_grid(grid, stores, tmp_path / "out", "validation", fake.steps())
+    outcome = gr.run_grid(grid, stores, tmp_path / "out", "validation", fake.steps())
     kinds = Counter(call[0] for call in fake.calls)
     assert kinds == {"pretrain": 1, "finetune": 4, "evaluate": 4}
     assert (outcome.ran, outcome.cached, outcome.failed) == (5, 0, [])
@@ -177,18 +179,18 @@ def test_finished_cells_are_skipped_and_interrupted_ones_resumed(
     assert all(call[2] in ("scratch", str(pre)) for call in fake.calls if call[0] == "finetune")
 
     again = FakeSteps()
-    outcome = rp.run_grid(grid, stores, tmp_path / "out", "validation", again.steps())
+    outcome = gr.run_grid(grid, stores, tmp_path / "out", "validation", again.steps())
     assert again.calls == [] and (outcome.ran, outcome.cached) == (0, 5)
     assert len(outcome.metrics) == 4
 
     # interrupted: config written, no model file, no evaluation -> resumed, then evaluated
     cell = grid.finetune_cells()[0]
     (cell.directory(tmp_path / "out") / "run" / "model.pt").unlink()
-    evaluation = rp.evaluation_dir(cell, tmp_path / "out", stores, "validation")
+    evaluation = gr.evaluation_dir(cell, tmp_path / "out", stores, "validation")
     (evaluation / "metrics.json").unlink()
     evaluation.rmdir()
     resumed = FakeSteps()
-    rp.run_grid(grid, stores, tmp_path / "out", "validation", resumed.steps())
+    gr.run_grid(grid, stores, tmp_path / "out", "validation", resumed.steps())
     assert resumed.calls == [
         ("finetune", TINY_MODEL, "scratch", "True"),
         ("evaluate", "validation"),
@@ -196,19 +198,19 @@ def test_finished_cells_are_skipped_and_interrupted_ones_resumed(
 
     # another threshold protocol: evaluations again, no training
     other = FakeSteps()
-    rp.run_grid(grid, stores, tmp_path / "out", "test", other.steps())
+    gr.run_grid(grid, stores, tmp_path / "out", "test", other.steps())
     assert other.calls == [("evaluate", "test")] * 4
 
 
-def test_a_failed_pretraining_skips_its_finetunings_only(stores: rp.Stores, tmp_path: Path) -> None:
-    grid = rp.plan_grid(["table2", "fig7"], TINY, [0], stores)
+def test_a_failed_pretraining_skips_its_finetunings_only(stores: gr.Stores, tmp_path: Path) -> None:
+    grid = gr.plan_grid(["table2", "fig7"], TINY, [0], stores)
     fake = FakeSteps(fail_pretrain="resnet28")
-    outcome = rp.run_grid(grid, stores, tmp_path, "validation", fake.steps())
+    outcome = gr.run_grid(grid, stores, tmp_path, "validation", fake.steps())
     assert len(outcome.failed) == 2 and "not finite" in outcome.failed[0]
     assert "resnet28-pre-all" in outcome.failed[1] and "pre-training failed" in outcome.failed[1]
     assert len(outcome.metrics) == len(grid.finetune_cells()) - 1
-    results = rp.collect(grid, outcome)
-    assert len(results["fig7"][rp.Recipe("all", "resnet28")]) == 0
+    results = gr.collect(grid, outcome)
+    assert len(results["fig7"][presets.Recipe("all", "resnet28")]) == 0
 
 
 # ---- the whole job on real-layout data (fake training) ----------------------------------

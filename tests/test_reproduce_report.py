@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from instrec import reproduce_report as rr
+from instrec.experiments import report as rr
+from instrec.experiments.presets import Recipe
 from instrec.model.zoo import MODEL_NAMES
-from instrec.reproduce import Recipe
 
 
 def runs(*f1: float) -> list[dict[str, Any]]:

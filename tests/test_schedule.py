@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from instrec.schedule import warmup_cosine
+from instrec.train.schedule import warmup_cosine
 
 
 def test_warmup_rises_linearly_to_the_peak() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from instrec.data.scores import multipart_works, read_score
 from instrec.errors import InstrecError
+from instrec.synth.scores import multipart_works, read_score
 
 
 def test_works_alternate_between_composers() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from instrec.data.soundfonts import note_presets, read_presets, resolve_soundfonts
-from instrec.data.synth import Event, Synth
 from instrec.errors import InstrecError
 from instrec.labels import GM_PERCUSSION_BANK
+from instrec.synth.fluidsynth import Event, Synth
+from instrec.synth.soundfonts import note_presets, read_presets, resolve_soundfonts
 
 FLUID = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 MUSESCORE = "/usr/share/sounds/sf3/MuseScore_General.sf3"

@@ -19,13 +19,13 @@ import pytest
 import torch
 import yaml
 
-from instrec.augment import AugmentConfig
-from instrec.config import Config, load_config
-from instrec.data.dataset import ClipDataset, EpochSampler, _members_by_group
 from instrec.data.store import ClipStore, Entry, StoreWriter
 from instrec.errors import InstrecError
 from instrec.model.io import load_model_file
-from instrec.train import finetune, pretrain
+from instrec.train.augment import AugmentConfig
+from instrec.train.config import Config, load_config
+from instrec.train.dataset import ClipDataset, EpochSampler, _members_by_group
+from instrec.train.fit import finetune, pretrain
 
 SR = 16_000
 PARTIALS = np.array(
@@ -233,8 +233,8 @@ def test_bf16_mixed_precision_trains_and_keeps_fp32_weights(
 
 DDP_RUN = """
 import sys
-from instrec.config import load_config
-from instrec.train import pretrain
+from instrec.train.config import load_config
+from instrec.train.fit import pretrain
 
 pretrain(load_config("tiny_pretrain", sys.argv[3:]), sys.argv[1], sys.argv[2])
 """
@@ -274,8 +274,8 @@ def test_two_process_ddp_on_cpu_trains_and_validates_every_item_once(
 KILLED_RUN = """
 import os, sys
 import lightning as L
-from instrec.config import load_config
-from instrec.train import pretrain
+from instrec.train.config import load_config
+from instrec.train.fit import pretrain
 
 class Kill(L.Callback):  # a hard kill (no clean-up) once `step` steps are done
     def on_train_batch_end(self, trainer, *args):

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from instrec.audio import DEFAULT_LUFS, SAMPLE_RATE
 from instrec.data import folder, irmas, nsynth
 from instrec.data.store import (
+    HEADER,
     ClipStore,
     Entry,
     StoreWriter,
@@ -36,12 +37,13 @@ from instrec.errors import AudioError, InstrecError
 from instrec.labels import IRMAS_CLASSES
 
 DATASETS = ("nsynth", "irmas-train", "irmas-test", "folder")
-SHOWN_SKIPS = 20  # skipped files named one per line; the rest are only counted
+SHOWN_SKIPS = 5  # skipped files named on the terminal; store.json lists every one
 Decode = Callable[[Path], np.ndarray]  # file -> (clips, samples) float32
 
 
 class SkipLog:
-    """Collects skipped files: one line each naming the file and reason, counted by reason.
+    """Collects skipped files (path, reason), counted by reason, so the progress bar stays
+    readable: the summary names the first few and the store's header keeps them all.
 
     With `strict`, the first one raises InstrecError instead.
     """
@@ -49,17 +51,13 @@ class SkipLog:
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict
         self.counts: Counter[str] = Counter()
+        self.files: list[tuple[str, str]] = []  # (path, reason) in the order met
 
     def __call__(self, path: Path | str, reason: str) -> None:
-        message = f"{path}: {reason}"
         if self.strict:
-            raise InstrecError(message)
+            raise InstrecError(f"{path}: {reason}")
         self.counts[reason.split(" (")[0]] += 1
-        total = self.total
-        if total <= SHOWN_SKIPS:
-            tqdm.write(f"skipped {message}", file=sys.stderr)
-        if total == SHOWN_SKIPS + 1:
-            tqdm.write("(further skipped files are only counted)", file=sys.stderr)
+        self.files.append((str(path), reason))
 
     @property
     def total(self) -> int:
@@ -68,6 +66,17 @@ class SkipLog:
     def summary(self) -> str:
         reasons = ", ".join(f"{count} {reason}" for reason, count in self.counts.most_common())
         return f"skipped {self.total} files" + (f" ({reasons})" if reasons else "")
+
+    def first_few(self, header: Path) -> str:
+        """The first SHOWN_SKIPS skipped files with their reasons, one per line, and where
+        the rest are listed ('' when none was skipped)."""
+        lines = [f"skipped {path}: {reason}" for path, reason in self.files[:SHOWN_SKIPS]]
+        if self.total > SHOWN_SKIPS:
+            lines.append(
+                f"... and {self.total - SHOWN_SKIPS} more: every skipped file is listed "
+                f'under "skipped_files" in {header}'
+            )
+        return "\n".join(lines)
 
 
 @dataclass
@@ -151,9 +160,12 @@ def run(args: argparse.Namespace) -> int:
             "options": plan.options,
             "files": files,
             "skipped": dict(skips.counts),
+            "skipped_files": [list(item) for item in skips.files],
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         writer.finish(SAMPLE_RATE, info)
+    if skips.total:
+        print(skips.first_few(Path(args.out) / HEADER), file=sys.stderr)
     print(summary_line(ClipStore.open(args.out), files, skips))
     return 0
 

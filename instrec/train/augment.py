@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from instrec import effects
 from instrec.errors import InstrecError
-from instrec.loudness import integrated_loudness_torch, loudness_gain
+from instrec.train import effects
+from instrec.train.loudness import integrated_loudness_torch, loudness_gain
 
 # application order: pitch and tone first, then space (delay, reverb), then level and noise
 ALL_EFFECTS = ("pitch_shift", "highpass", "lowpass", "delay", "reverb", "gain", "noise")

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from instrec.augment import AugmentConfig, concatenate_notes
 from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
+from instrec.train.augment import AugmentConfig, concatenate_notes
 
 PARTNERS_PER_NOTE = 4  # same-instrument notes offered to one concatenation (each 0.2-0.6 s)
 

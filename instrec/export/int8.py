@@ -36,7 +36,9 @@ import numpy as np
 from instrec.atomic import atomic_path, refuse_to_overwrite
 from instrec.audio import load_normalized, windows
 from instrec.errors import AudioError, InstrecError
-from instrec.predict import OnnxEngine, Tagger, find_audio
+from instrec.export.onnx_graph import export_onnx
+from instrec.tagging.onnx_engine import OnnxEngine
+from instrec.tagging.tagger import Tagger, find_audio
 
 CALIBRATION_FILES = 64  # at most, drawn at random from the calibration audio
 CALIBRATION_WINDOWS = 256  # 1 s windows at most
@@ -68,8 +70,6 @@ def export_int8(
     """Export a model file to an int8 ONNX graph calibrated on `calibration` (files or
     folders), and measure its change against fp32 on `audio` (or, without any, on the
     calibration files: in-sample, so an optimistic figure). Written atomically."""
-    from instrec.export import export_onnx
-
     onnx_path = Path(onnx_path)
     refuse_to_overwrite(onnx_path, overwrite)
     chosen = calibration_files(calibration, seed)

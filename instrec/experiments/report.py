@@ -12,17 +12,15 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from instrec import report
 from instrec.atomic import write_text_atomic
+from instrec.experiments.presets import Recipe
 
-if TYPE_CHECKING:
-    from instrec.reproduce import Recipe
-
-# Table III's row names for instrec.reproduce.ABLATIONS
+# Table III's row names for instrec.experiments.reproduce.ABLATIONS
 ABLATION_LABELS = {
     "all": "all",
     "no-mixup": "− mixup",
@@ -239,7 +237,7 @@ def write_report(
 
     `context` says how the numbers were made (preset, seeds, data, threshold protocol,
     caveat, failed cells) and is saved whole in results.json; `preset_about` describes
-    its preset (instrec.reproduce.Preset.about).
+    its preset (instrec.experiments.reproduce.Preset.about).
     """
     setting = f"{context['preset']} preset, {context['data']}"
     lines = [

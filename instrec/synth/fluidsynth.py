@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from instrec.data.soundfonts import Preset
 from instrec.errors import InstrecError
+from instrec.synth.soundfonts import Preset
 
 GAIN = 0.5  # libfluidsynth master gain: a loud single note peaks around -6 dBFS
 BREATH_CC = 2  # MuseScore's "Expr." presets are silent unless this controller is sent

@@ -2,7 +2,7 @@
 
 The ops are deterministic given their parameters (noise and reverb also take the
 torch.Generator their randomness comes from), so tests can check each one on known
-signals and `instrec.augment` only decides *which* rows get *which* parameters. Everything
+signals and `instrec.train.augment` only decides *which* rows get *which* parameters. Everything
 runs on the input's device (GPU when training on one); none loops over samples.
 """
 

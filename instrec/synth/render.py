@@ -1,8 +1,8 @@
 """`instrec synth notes|ensembles`: the project's own data, rendered from real sampled
 instruments (General MIDI soundfonts) and real scores (music21's corpus).
 
-notes:     an NSynth-format dataset of isolated notes (instrec.data.notes)
-ensembles: an IRMAS-format dataset of multi-instrument excerpts (instrec.data.ensembles)
+notes:     an NSynth-format dataset of isolated notes (instrec.synth.notes)
+ensembles: an IRMAS-format dataset of multi-instrument excerpts (instrec.synth.ensembles)
 
 Full scale: `instrec synth notes OUT --max-instruments 0 --pitches all --velocities
 25,50,75,100,127 --workers N` renders every pitched preset of the installed soundfonts
@@ -16,10 +16,10 @@ import argparse
 import json
 from pathlib import Path
 
-from instrec.data.ensembles import DEFAULT_TEST_SECONDS, render_ensembles
-from instrec.data.notes import DEFAULT_SPLIT_FRACTIONS, DEFAULT_VELOCITIES, render_notes
-from instrec.data.scores import DEFAULT_COMPOSERS, MULTIPART_COMPOSERS
 from instrec.errors import InstrecError
+from instrec.synth.ensembles import DEFAULT_TEST_SECONDS, render_ensembles
+from instrec.synth.notes import DEFAULT_SPLIT_FRACTIONS, DEFAULT_VELOCITIES, render_notes
+from instrec.synth.scores import DEFAULT_COMPOSERS, MULTIPART_COMPOSERS
 
 __all__ = ["add_arguments", "render_ensembles", "render_notes", "run"]
 

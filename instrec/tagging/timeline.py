@@ -13,8 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from instrec.audio import SAMPLE_RATE
 from instrec.labels import IRMAS_NAMES
-from instrec.predict import SAMPLE_RATE, WINDOW, Prediction
+from instrec.tagging.geometry import WINDOW
+from instrec.tagging.tagger import Prediction
 
 
 def timeline_figure(prediction: Prediction, classes: Sequence[str], threshold: float) -> Figure:

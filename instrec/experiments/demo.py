@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from instrec.reproduce import add_job_arguments, job_from_args, reproduce
-from instrec.reproduce_report import table2
+from instrec.experiments.report import table2
+from instrec.experiments.reproduce import add_job_arguments, job_from_args, reproduce
 
 EXPERIMENTS = "table2,fig3,table4"
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from instrec.augment import AugmentConfig
 from instrec.errors import InstrecError
+from instrec.train.augment import AugmentConfig
 
 STAGES = ("pretrain", "finetune")
 
@@ -81,8 +81,8 @@ class Config:
 
 
 def builtin_names() -> list[str]:
-    """Names of the configs shipped in instrec/configs (without .yaml)."""
-    folder = resources.files("instrec") / "configs"
+    """Names of the configs shipped in instrec/train/configs (without .yaml)."""
+    folder = resources.files("instrec.train") / "configs"
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -125,7 +125,7 @@ def _locate(name: str, relative_to: Path) -> Path:
     for candidate in (Path(name), relative_to / name):
         if candidate.is_file():
             return candidate
-    builtin = resources.files("instrec") / "configs" / f"{name}.yaml"
+    builtin = resources.files("instrec.train") / "configs" / f"{name}.yaml"
     if builtin.is_file():
         return Path(str(builtin))
     raise InstrecError(

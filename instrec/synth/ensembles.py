@@ -31,10 +31,6 @@ import numpy as np
 
 from instrec.atomic import write_text_atomic
 from instrec.audio import integrated_loudness
-from instrec.data.outputs import claim_folder, run_tasks, write_json, write_wav
-from instrec.data.scores import DEFAULT_COMPOSERS, Score, ScoreNote, multipart_works, read_score
-from instrec.data.soundfonts import Preset, read_presets, resolve_soundfonts
-from instrec.data.synth import PAN_CC, Event, Synth
 from instrec.errors import InstrecError
 from instrec.labels import (
     ACCOMPANIMENT_GM_PROGRAMS,
@@ -43,6 +39,10 @@ from instrec.labels import (
     IRMAS_CLASSES,
     IRMAS_GM_PROGRAMS,
 )
+from instrec.synth.fluidsynth import PAN_CC, Event, Synth
+from instrec.synth.outputs import claim_folder, run_tasks, write_json, write_wav
+from instrec.synth.scores import DEFAULT_COMPOSERS, Score, ScoreNote, multipart_works, read_score
+from instrec.synth.soundfonts import Preset, read_presets, resolve_soundfonts
 
 IRMAS_RATE = 44_100  # Hz, rendered directly (no aliasing at this rate)
 TRAIN_SECONDS = 3.0

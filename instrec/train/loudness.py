@@ -20,7 +20,7 @@ from instrec.audio import (
     BLOCK_SECONDS,
     k_weighting_coefficients,
 )
-from instrec.effects import fft_convolve
+from instrec.train.effects import fft_convolve
 
 RELATIVE_GATE_LU = -10.0  # BS.1770-4 relative gate below the absolute-gated loudness
 RESPONSE_FLOOR = 1e-8  # |h[n]| below which the K-weighting impulse response is cut

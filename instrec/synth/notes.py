@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from instrec.audio import resample
-from instrec.data.nsynth_format import (
+from instrec.errors import InstrecError
+from instrec.synth.fluidsynth import Event, Synth
+from instrec.synth.nsynth_format import (
     HOLD_SECONDS,
     MAX_PITCH,
     MIN_PITCH,
@@ -31,10 +33,8 @@ from instrec.data.nsynth_format import (
     instrument_strs,
     note_str,
 )
-from instrec.data.outputs import claim_folder, run_tasks, write_json, write_wav
-from instrec.data.soundfonts import Preset, note_presets, resolve_soundfonts
-from instrec.data.synth import Event, Synth
-from instrec.errors import InstrecError
+from instrec.synth.outputs import claim_folder, run_tasks, write_json, write_wav
+from instrec.synth.soundfonts import Preset, note_presets, resolve_soundfonts
 
 RENDER_RATE = 48_000  # Hz: rendered here, then decimated to 16 kHz
 PROBE_SECONDS = 0.5  # length of each probe note (held throughout)

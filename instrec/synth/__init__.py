@@ -1,0 +1,1 @@
+"""Rendering: NSynth-format notes and IRMAS-format ensembles from soundfonts and scores."""

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, configs, clip datasets, augmentation and run directories."""

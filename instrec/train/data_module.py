@@ -1,0 +1,91 @@
+"""`ClipData`: training and validation batches from a clip store, for Lightning.
+
+Each device gets its share of every batch from `EpochSampler`, which also resumes the
+training order mid-epoch after a restart (Lightning's own samplers are off).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from instrec.data.store import ClipStore
+from instrec.errors import InstrecError
+from instrec.train.config import Config
+from instrec.train.dataset import ClipDataset, EpochSampler
+
+
+class ClipData(L.LightningDataModule):
+    """Training and validation batches from a store; the training order resumes mid-epoch."""
+
+    def __init__(self, store: ClipStore, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        self.train_items = store.indices("train", config.data.fraction, config.seed)
+        self.valid_items = store.indices("valid")
+        concat = config.augment if config.augment.concat_p > 0 else None
+        self.train_set = ClipDataset(store, self.train_items, concat, config.seed)
+        self.valid_set = ClipDataset(store, self.valid_items)
+
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch (incomplete last batches are dropped)."""
+        per_device_items = -(-len(self.train_items) // self.world_size)
+        return per_device_items // self.batch_per_device(per_device_items)
+
+    def train_dataloader(self) -> DataLoader:
+        # called after a checkpoint is restored, so global_step says where to resume
+        sampler = EpochSampler(
+            self.train_items, True, self.config.seed, self.fitting.global_rank, self.world_size
+        )
+        batch = self.batch_per_device(len(sampler))
+        epoch, done = divmod(self.fitting.global_step, self.steps_per_epoch())
+        sampler.resume(epoch, done * batch)  # (0, 0) on a fresh run
+        return self._loader(self.train_set, sampler, batch, drop_last=True)
+
+    def val_dataloader(self) -> Any:
+        if len(self.valid_items) == 0:
+            return []
+        sampler = EpochSampler(
+            self.valid_items, False, 0, self.fitting.global_rank, self.world_size
+        )
+        return self._loader(self.valid_set, sampler, self.batch_per_device(), drop_last=False)
+
+    @property
+    def fitting(self) -> L.Trainer:
+        assert self.trainer is not None, "used before Trainer.fit"
+        return self.trainer
+
+    @property
+    def world_size(self) -> int:
+        return self.fitting.world_size
+
+    def batch_per_device(self, items_per_device: int | None = None) -> int:
+        """trainer.batch_size clips per step shared by all devices; checks it fits the data."""
+        batch_size = self.config.trainer.batch_size
+        if batch_size % self.world_size:
+            raise InstrecError(
+                f"trainer.batch_size {batch_size} does not divide over {self.world_size} devices"
+            )
+        per_device = batch_size // self.world_size
+        if items_per_device is not None and items_per_device < per_device:
+            raise InstrecError(
+                f"{len(self.train_items)} training clips are fewer than one batch of "
+                f"{batch_size}: lower trainer.batch_size"
+            )
+        return per_device
+
+    def _loader(self, dataset: ClipDataset, sampler: EpochSampler, batch: int, drop_last: bool):
+        workers = self.config.trainer.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=batch,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=False,
+            multiprocessing_context="spawn" if workers else None,
+        )
