@@ -22,7 +22,7 @@ def test_every_builtin_config_loads() -> None:
 def test_pretrain_and_finetune_follow_the_paper() -> None:
     pre, fine, scratch = load_config("pretrain"), load_config("finetune"), load_config("scratch")
     assert (pre.stage, pre.optim.peak_lr, pre.optim.weight_decay) == ("pretrain", 1e-3, 5e-4)
-    assert (pre.optim.warmup_epochs, pre.trainer.epochs, pre.trainer.batch_size) == (3, 30, 128)
+    assert (pre.optim.warmup_epochs, pre.trainer.epochs, pre.trainer.batch_size) == (3, 30, 256)
     assert pre.optim.label_smoothing == 0.05
     assert pre.augment == AugmentConfig()  # all augmentations at the paper's settings
     assert (fine.stage, fine.optim.peak_lr, fine.optim.warmup_epochs) == ("finetune", 2.5e-4, 5)

@@ -19,8 +19,9 @@ from dataset_trees import (
 
 from instrec.audio import load_audio
 from instrec.cli import main
-from instrec.data.irmas import TrainName, parse_train_name, read_test_labels
+from instrec.data.irmas import TrainName, excerpt_clips, parse_train_name, read_test_labels
 from instrec.data.store import ClipStore
+from instrec.errors import AudioError
 from instrec.labels import IRMAS_CLASSES, IRMAS_GENRES
 
 REAL_NAMES = Path(__file__).parent / "fixtures" / "irmas-train-names.txt"
@@ -76,16 +77,44 @@ def test_real_names_prepare_into_three_clips_each(tmp_path: Path) -> None:
         assert source.split("/")[1] == IRMAS_CLASSES[code]
 
 
-def test_training_clips_are_the_excerpt_at_minus_12_lufs(train_store: ClipStore) -> None:
+def test_training_clips_are_each_at_minus_12_lufs(train_store: ClipStore) -> None:
+    """The authors' code normalises each 1 s clip after slicing (irmas_dataset.py)."""
     files = sum(len(songs) for songs in IRMAS_TRAIN_SONGS.values()) * 3
     assert len(train_store) == 3 * files and train_store.clip_length == 16_000
-    first = train_store.batch([0, 1, 2]).reshape(-1)  # the three clips of one excerpt
     assert set(train_store.sources[:3]) == {train_store.sources[0]}
-    assert lufs(first) == pytest.approx(-12.0, abs=0.05)
     source = train_store.path.parent / train_store.sources[0]
-    raw = load_audio(source)[:48_000]  # 16 kHz mono, before normalisation
-    gain = np.dot(first, raw) / np.dot(raw, raw)  # one gain maps the file onto the clips
-    np.testing.assert_allclose(first, gain * raw, atol=2e-3)
+    raw = load_audio(source)[:48_000].reshape(3, -1)  # 16 kHz mono, before normalisation
+    for clip, original in zip(train_store.batch([0, 1, 2]), raw, strict=True):
+        assert lufs(clip) == pytest.approx(-12.0, abs=0.05)
+        gain = np.dot(clip, original) / np.dot(original, original)  # one gain per clip
+        np.testing.assert_allclose(clip, gain * original, atol=2e-3)
+
+
+def _loud_quiet_silent(path: Path) -> Path:
+    """A 3 s excerpt: a loud second, a second 20 dB quieter, a silent second (44.1 kHz)."""
+    sr = 44_100
+    t = np.arange(sr) / sr
+    loud = 0.5 * np.sin(2 * np.pi * 440 * t)
+    return write_wav(path, np.concatenate([loud, loud / 10, np.zeros(sr)]), sr)
+
+
+def test_clip_normalisation_levels_each_clip_and_drops_silent_ones(tmp_path: Path) -> None:
+    clips = excerpt_clips(_loud_quiet_silent(tmp_path / "x.wav"))
+    assert clips.shape == (2, 16_000)
+    assert [lufs(c) for c in clips] == pytest.approx([-12.0, -12.0], abs=0.05)
+
+
+def test_excerpt_normalisation_keeps_the_clips_relative_levels(tmp_path: Path) -> None:
+    clips = excerpt_clips(_loud_quiet_silent(tmp_path / "x.wav"), normalize="excerpt")
+    assert clips.shape == (3, 16_000) and np.abs(clips[2]).max() < 0.01  # resampler ringing
+    assert lufs(clips.reshape(-1)) == pytest.approx(-12.0, abs=0.05)
+    assert lufs(clips[0]) - lufs(clips[1]) == pytest.approx(20.0, abs=0.1)
+
+
+def test_an_excerpt_with_no_audible_clip_is_refused(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "quiet.wav", np.zeros(44_100 * 3), 44_100)
+    with pytest.raises(AudioError, match=r"quiet\.wav: is silent"):
+        excerpt_clips(path)
 
 
 def test_validation_is_song_disjoint_and_every_class_trains(train_store: ClipStore) -> None:

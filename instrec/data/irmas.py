@@ -16,14 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
-from instrec.audio import DEFAULT_LUFS, SAMPLE_RATE, load_normalized
+from instrec.audio import (
+    ABSOLUTE_GATE_LUFS,
+    DEFAULT_LUFS,
+    SAMPLE_RATE,
+    integrated_loudness,
+    level_gain,
+    load_audio,
+    load_normalized,
+)
 from instrec.data.store import Entry, sample_units
-from instrec.errors import InstrecError
+from instrec.errors import AudioError, InstrecError
 from instrec.labels import IRMAS_CLASSES
 
 TRAIN_FOLDER = "IRMAS-TrainingData"
 TEST_FOLDER_PREFIX = "IRMAS-TestingData-Part"
 VALID_FRACTION = 0.15  # of each class's excerpts, whole songs at a time
+LOUDNESS_UNITS = ("clip", "excerpt")  # what is brought to the target loudness
 Report = Callable[[Path, str], None]  # (file, reason) for a skipped file
 
 _TRAIN_NAME = re.compile(
@@ -119,15 +128,35 @@ def keep_train_fraction(entries: list[Entry], fraction: float, seed: int) -> lis
     return [e for e in entries if e.split != "train" or e.group in keep]
 
 
-def excerpt_clips(path: Path, clip_length: int = SAMPLE_RATE, lufs: float = DEFAULT_LUFS):
-    """(clips, clip_length) float32: the excerpt at 16 kHz mono, normalised to `lufs` as a
-    whole, cut into consecutive 1 s clips (a 3 s excerpt gives 3; a tail shorter than a
-    clip is dropped; an excerpt shorter than one clip is zero-padded to one). Silent
-    excerpts raise AudioError."""
-    audio = load_normalized(path, lufs)
+def excerpt_clips(
+    path: Path,
+    clip_length: int = SAMPLE_RATE,
+    lufs: float = DEFAULT_LUFS,
+    normalize: str = "clip",
+) -> np.ndarray:
+    """(clips, clip_length) float32: the excerpt at 16 kHz mono cut into consecutive 1 s
+    clips (a 3 s excerpt gives 3; a tail shorter than a clip is dropped; an excerpt shorter
+    than one clip is zero-padded to one), each at `lufs`.
+
+    `normalize`: "clip" (the authors' code: each clip to `lufs` after slicing; a clip with
+    no audible 400 ms block is dropped) or "excerpt" (the excerpt to `lufs` as a whole,
+    then cut). An excerpt with no audible clip raises AudioError.
+    """
+    if normalize not in LOUDNESS_UNITS:
+        raise InstrecError(f"normalize must be one of {', '.join(LOUDNESS_UNITS)}")
+    audio = load_normalized(path, lufs) if normalize == "excerpt" else load_audio(path)
     count = max(1, audio.size // clip_length)
     audio = np.pad(audio, (0, max(0, count * clip_length - audio.size)))
-    return audio[: count * clip_length].reshape(count, clip_length)  # (clips, samples)
+    clips = audio[: count * clip_length].reshape(count, clip_length)  # (clips, samples)
+    if normalize == "excerpt":
+        return clips
+    loudness = np.array([integrated_loudness(clip) for clip in clips])  # (clips,) LUFS
+    audible = np.isfinite(loudness)
+    if not audible.any():
+        gate = f"no clip with a 400 ms block above {ABSOLUTE_GATE_LUFS:g} LUFS"
+        raise AudioError(path, f"is silent ({gate})")
+    gains = np.array([level_gain(value, lufs) for value in loudness[audible]])
+    return (clips[audible] * gains[:, None]).astype(np.float32)
 
 
 def find_testing_files(root: Path) -> list[Path]:

@@ -8,11 +8,14 @@ torchrun), synchronised batch norm, bf16 mixed precision, checkpoints, loggers, 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import re
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +110,8 @@ def fit(
     else:  # ranks started by torchrun/SLURM: rank 0 prepares the directory
         checkpoint = out / LAST_CHECKPOINT if resume and (out / LAST_CHECKPOINT).is_file() else None
     module = Training(model, config)
-    trainer = make_trainer(config, out, callbacks)
-    with warnings.catch_warnings():
-        # Lightning cannot see that EpochSampler resumes the data order itself
-        warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    with quiet_third_parties():
+        trainer = make_trainer(config, out, callbacks)
         trainer.fit(module, datamodule=ClipData(store, config), ckpt_path=checkpoint)
     if trainer.interrupted:
         raise InstrecError(f"{out}: training was interrupted; continue it with --resume")
@@ -138,6 +138,42 @@ def initial_model(
     model.replace_head(len(classes))
     model.train()
     return model, str(path.resolve())
+
+
+class _LightningChatter(logging.Filter):
+    """Drops Lightning's promotional tips and its banner lines for device kinds this
+    machine does not have ("TPU available: False, ..."); everything else passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (text.startswith("💡") or re.match(r"\w+ available: False", text))
+
+
+_CHATTER = _LightningChatter()
+
+
+@contextlib.contextmanager
+def quiet_third_parties() -> Iterator[None]:
+    """Keep a run's output to its progress bar and our own lines: no promotional tips, no
+    deprecation warnings raised inside Lightning or torch (theirs to fix, not the user's),
+    no advice that does not apply to how instrec drives Lightning."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    logger.addFilter(_CHATTER)
+    try:
+        with warnings.catch_warnings():
+            for category in (DeprecationWarning, FutureWarning):
+                warnings.filterwarnings("ignore", category=category, module=r"(lightning|torch)\.")
+            # EpochSampler resumes the data order and shards itself; tiny runs have fewer
+            # batches than the logging interval and use no loader workers on purpose
+            for message in (
+                "dataloader is not resumable",
+                "does not have many workers",
+                "smaller than the logging interval",
+            ):
+                warnings.filterwarnings("ignore", message=f".*{message}.*")
+            yield
+    finally:
+        logger.removeFilter(_CHATTER)
 
 
 def make_trainer(config: Config, out: Path, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
