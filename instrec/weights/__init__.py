@@ -1,0 +1,1 @@
+"""The model files shipped with instrec and their manifest (read by instrec.model.registry)."""
