@@ -17,9 +17,7 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +28,14 @@ import torch
 from tqdm import tqdm
 
 from instrec import __version__, report
-from instrec.atomic import replace_folder, write_text_atomic
+from instrec.atomic import (
+    check_replaceable,
+    claim,
+    remove_leftovers,
+    replace_folder,
+    temp_folder,
+    writing,
+)
 from instrec.audio import SAMPLE_RATE, window_starts, windows
 from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
@@ -48,6 +53,7 @@ WINDOW_SECONDS = 1.0  # s: the model's input length
 WINDOW_OVERLAP = 0.5  # share of a window that the next one repeats
 THRESHOLD_SOURCES = ("validation", "test", "model")
 SPLIT_CHOICES = ("auto", "train", "valid", "test", "all")
+METRICS = "metrics.json"  # written last: its presence marks a finished evaluation folder
 
 
 def averaged_outputs(
@@ -276,12 +282,45 @@ def evaluate_model(
     predictions.csv and figures into `out_dir`; return the metrics.
 
     `threshold_from` is "model", "validation" (sweep on `validation_store`'s valid split,
-    default: `store`), "test" (sweep on the evaluated split) or a number. An existing
-    non-empty `out_dir` is an error unless `force`.
+    default: `store`), "test" (sweep on the evaluated split) or a number. `out_dir` is
+    claimed first (a second evaluation into it fails at once); an existing evaluation
+    there is replaced only with `force`, and anything else never.
     """
-    model_path, out_dir = Path(model_file), Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not force:
-        raise InstrecError(f"{out_dir}: already holds results (use --force to replace them)")
+    out_dir = Path(out_dir)
+    with claim(out_dir):
+        remove_leftovers(out_dir)
+        check_replaceable(out_dir, METRICS, "an evaluation", force, _is_metrics)
+        return _evaluate(
+            Path(model_file),
+            store,
+            out_dir,
+            threshold_from=threshold_from,
+            split=split,
+            validation_store=validation_store,
+            batch_size=batch_size,
+            device=device,
+            tsne_points=tsne_points,
+        )
+
+
+def _is_metrics(metrics: dict[str, Any]) -> bool:
+    """Whether a parsed metrics.json was written by `instrec evaluate`."""
+    return "instrec_version" in metrics and "threshold_selection" in metrics
+
+
+def _evaluate(
+    model_path: Path,
+    store: str | Path | ClipStore,
+    out_dir: Path,
+    *,
+    threshold_from: str | float,
+    split: str,
+    validation_store: str | Path | ClipStore | None,
+    batch_size: int,
+    device: str | None,
+    tsne_points: int,
+) -> dict[str, Any]:
+    """evaluate_model once `out_dir` is claimed and checked."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     data = _open(store)
     validation = data if validation_store is None else _open(validation_store)
@@ -342,34 +381,49 @@ def _write_outputs(
     probs: np.ndarray,
     tsne: tuple[np.ndarray, np.ndarray] | None,
 ) -> None:
-    """Write everything into a temporary sibling folder, then swap it in for `out_dir`."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out_dir.name}.tmp-", dir=out_dir.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; results are for everyone to read
+    """Write everything into a temporary sibling folder, then swap it in for `out_dir`;
+    a failure (disk full, ...) leaves `out_dir` as it was and no temporary folder."""
+    tmp = temp_folder(out_dir)
     try:
-        f1 = {code: scores["f1"] for code, scores in metrics["per_class"].items()}
-        report.per_class_f1_chart(
-            {"F1": f1},
-            tmp / "per_class_f1.png",
-            title=f"F1 per class at threshold {metrics['threshold']:.2f}",
-        )
-        report.threshold_sweep_plot(
-            metrics["sweep"], tmp / "threshold_sweep.png", chosen=metrics["threshold"]
-        )
-        if "single_label" in metrics:
-            report.confusion_matrix_plot(
-                metrics["single_label"]["confusion"], store.classes, tmp / "confusion.png"
-            )
-        if tsne is not None:
-            report.tsne_plot(tsne[0], tsne[1], store.classes, tmp / "tsne.png")
-        csv_text = _predictions_csv(store, indices, truth, probs, metrics["threshold"])
-        write_text_atomic(tmp / "predictions.csv", csv_text)
-        write_text_atomic(tmp / "report.md", _report_markdown(metrics, tsne is not None))
-        json_text = json.dumps(metrics, indent=2, default=str) + "\n"
-        write_text_atomic(tmp / "metrics.json", json_text)
-        replace_folder(tmp, out_dir)
+        with writing(out_dir):
+            _write_files(tmp, metrics, store, indices, truth, probs, tsne)
+            replace_folder(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_files(
+    folder: Path,
+    metrics: dict[str, Any],
+    store: ClipStore,
+    indices: np.ndarray,
+    truth: np.ndarray,
+    probs: np.ndarray,
+    tsne: tuple[np.ndarray, np.ndarray] | None,
+) -> None:
+    """The figures, predictions.csv, report.md and, last, metrics.json into `folder`."""
+    f1 = {code: scores["f1"] for code, scores in metrics["per_class"].items()}
+    report.per_class_f1_chart(
+        {"F1": f1},
+        folder / "per_class_f1.png",
+        title=f"F1 per class at threshold {metrics['threshold']:.2f}",
+    )
+    report.threshold_sweep_plot(
+        metrics["sweep"], folder / "threshold_sweep.png", chosen=metrics["threshold"]
+    )
+    if "single_label" in metrics:
+        report.confusion_matrix_plot(
+            metrics["single_label"]["confusion"], store.classes, folder / "confusion.png"
+        )
+    if tsne is not None:
+        report.tsne_plot(tsne[0], tsne[1], store.classes, folder / "tsne.png")
+    texts = {
+        "predictions.csv": _predictions_csv(store, indices, truth, probs, metrics["threshold"]),
+        "report.md": _report_markdown(metrics, tsne is not None),
+        METRICS: json.dumps(metrics, indent=2, default=str) + "\n",
+    }
+    for name, text in texts.items():  # the folder is swapped in whole: no per-file renames
+        (folder / name).write_text(text, encoding="utf-8")
 
 
 def _report_markdown(metrics: dict[str, Any], has_tsne: bool) -> str:

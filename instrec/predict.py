@@ -7,11 +7,20 @@ progress, skipped-file messages, and where the report and timelines go.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from instrec.atomic import atomic_path, refuse_to_overwrite
+from instrec.atomic import (
+    atomic_path,
+    check_writable,
+    claim,
+    refuse_inputs_as_output,
+    refuse_to_overwrite,
+    write_text_atomic,
+    writing,
+)
 from instrec.errors import InstrecError
 from instrec.tagging.formats import format_csv, format_json, format_table, timeline_csv
 from instrec.tagging.tagger import Prediction, Tagger, find_audio, load_model
@@ -63,12 +72,25 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Tag every input and write the report; the outputs are claimed and checked first,
+    so a clash or an unwritable place fails before any tagging."""
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise InstrecError(f"--threshold must be within 0..1, got {args.threshold}")
-    if args.top_k is not None and args.top_k < 1:
-        raise InstrecError(f"--top-k must be at least 1, got {args.top_k}")
-    if args.output is not None:
-        refuse_to_overwrite(args.output, args.overwrite)
+    for option, value in (("--top-k", args.top_k), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise InstrecError(f"{option} must be at least 1, got {value}")
+    with contextlib.ExitStack() as claims:
+        if args.output is not None:
+            claims.enter_context(claim(args.output))
+            refuse_to_overwrite(args.output, args.overwrite)
+            refuse_inputs_as_output(args.output, [args.model, *args.paths])
+        if args.timeline is not None:
+            claims.enter_context(claim(args.timeline))
+            check_writable(args.timeline)
+        return _tag(args)
+
+
+def _tag(args: argparse.Namespace) -> int:
     tagger = load_model(args.model, args.threads, args.fast)
     threshold = tagger.threshold if args.threshold is None else args.threshold
     plots = _timeline_paths(args.paths, args.timeline, args.overwrite) if args.timeline else {}
@@ -92,8 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        with atomic_path(args.output) as temp:
-            temp.write_text(text, encoding="utf-8")
+        write_text_atomic(args.output, text)
     skipped = sum(p.error is not None for p in predictions)
     if skipped:
         print(f"instrec predict: skipped {skipped} of {len(predictions)} inputs", file=sys.stderr)
@@ -134,8 +155,7 @@ def _write_timeline(
     from instrec.tagging.timeline import timeline_figure  # matplotlib: only when asked for
 
     table, plot = paths
-    with atomic_path(table) as temp:
-        temp.write_text(timeline_csv(prediction, tagger.classes), encoding="utf-8")
+    write_text_atomic(table, timeline_csv(prediction, tagger.classes))
     figure = timeline_figure(prediction, tagger.classes, threshold)
-    with atomic_path(plot) as temp:
+    with writing(plot), atomic_path(plot) as temp:
         figure.savefig(temp, format="png", dpi=120, bbox_inches="tight")

@@ -226,7 +226,7 @@ def test_cli_sweeps_on_test_keeps_results_and_replaces_them_when_forced(
     assert on_test["f1_micro"] == pytest.approx(on_test["sweep"]["best_f1_micro"])
 
     assert main([*args, "--threshold-from", "0.3"]) == 2  # results exist: kept
-    assert "already holds results (use --force" in capsys.readouterr().err
+    assert "already exists (use --force" in capsys.readouterr().err
     assert json.loads((out / "metrics.json").read_text()) == on_test
 
     assert main([*args, "--threshold-from", "0.3", "--force"]) == 0

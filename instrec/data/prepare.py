@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from instrec.atomic import claim
 from instrec.audio import DEFAULT_LUFS, SAMPLE_RATE
 from instrec.data import folder, irmas, nsynth
 from instrec.data.store import (
@@ -140,6 +141,13 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         "--lufs", type=float, default=DEFAULT_LUFS, help="IRMAS/folder loudness target (LUFS)"
     )
     parser.add_argument(
+        "--normalize",
+        choices=irmas.LOUDNESS_UNITS,
+        default="clip",
+        help="irmas-train and folder --clips: bring each 1 s clip to --lufs after slicing (the "
+        "authors' code) or the whole excerpt before slicing",
+    )
+    parser.add_argument(
         "--min-energy-db",
         type=float,
         default=nsynth.MIN_ENERGY_DB,
@@ -148,7 +156,13 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Prepare one store and print its one-line summary."""
+    """Prepare one store and print its one-line summary; --out is claimed first, so a
+    second run on the same store (or an unwritable --out) fails before any work."""
+    with claim(args.out):
+        return _prepare(args)
+
+
+def _prepare(args: argparse.Namespace) -> int:
     skips = SkipLog(strict=args.strict)
     plan = make_plan(args, skips)
     plan.entries = subsample(plan, args.limit, args.fraction, args.seed)
@@ -186,8 +200,8 @@ def make_plan(args: argparse.Namespace, skips: SkipLog) -> Plan:
     if args.dataset == "irmas-train":
         valid = irmas.VALID_FRACTION if args.valid_fraction is None else args.valid_fraction
         entries = split_groups(irmas.index_training(root, skips), valid, seed)
-        decode = partial(irmas.excerpt_clips, lufs=lufs)
-        options = {"valid_fraction": valid, "lufs": lufs}
+        decode = partial(irmas.excerpt_clips, lufs=lufs, normalize=args.normalize)
+        options = {"valid_fraction": valid, "lufs": lufs, "normalize": args.normalize}
         return Plan("irmas-train", IRMAS_CLASSES, entries, decode, True, options)
     if args.dataset == "irmas-test":
         entries = irmas.index_testing(root, skips)
@@ -213,8 +227,14 @@ def _folder_plan(args: argparse.Namespace, skips: SkipLog) -> Plan:
         entries = split_groups(entries, valid, args.seed)
     elif not has_split:
         entries = [replace(e, split="test") for e in entries]
-    decode = partial(irmas.excerpt_clips if args.clips else irmas.whole_file, lufs=args.lufs)
+    decode = (
+        partial(irmas.excerpt_clips, lufs=args.lufs, normalize=args.normalize)
+        if args.clips
+        else partial(irmas.whole_file, lufs=args.lufs)
+    )
     options = {"csv": str(args.csv), "clips": args.clips, "lufs": args.lufs}
+    if args.clips:
+        options["normalize"] = args.normalize
     if args.clips and not has_split:
         options["valid_fraction"] = valid
     return Plan("folder", found, entries, decode, args.clips, options)

@@ -25,10 +25,10 @@ NSynth's targets.npy (305,979 x 1,006 float32) adds 1.2 GB, paged in only where 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,7 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from instrec.atomic import replace_folder
+from instrec.atomic import (
+    check_replaceable,
+    remove_leftovers,
+    replace_folder,
+    temp_folder,
+    writing,
+)
 from instrec.errors import InstrecError
 
 FORMAT = "instrec-clip-store"
@@ -106,7 +112,8 @@ class ClipStore:
             header = json.loads(header_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise InstrecError(f"{header_path}: unreadable store header ({error})") from None
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
+        ours = isinstance(header, dict) and is_store_header(header)
+        if not ours or header.get("version") != VERSION:
             raise InstrecError(f"{header_path}: not a version-{VERSION} {FORMAT} header")
         for name in (AUDIO, SCALES, OFFSETS, TARGETS, METADATA):
             if not (path / name).is_file():
@@ -277,24 +284,36 @@ def to_int16(x: np.ndarray) -> tuple[np.ndarray, float]:
     return np.rint(x / scale).astype(np.int16), scale
 
 
+def is_store_header(header: dict[str, Any]) -> bool:
+    """Whether a parsed store.json was written by instrec (any version)."""
+    return header.get("format") == FORMAT
+
+
 class StoreWriter:
     """Builds a store in a temporary sibling folder and renames it into place at the end.
 
     Use as a context manager: leaving the block with an exception removes the temporary
-    folder, so no half-written store is ever left at `path`.
+    folder, so no half-written store is ever left at `path`. With `force` an existing
+    store is replaced, but never a file or folder that is not a store. Folders that killed
+    writers left beside `path` are removed first. Writers that may run at the same time
+    claim `path` first (instrec.atomic.claim; `instrec prepare` does).
     """
 
     def __init__(self, path: str | Path, kind: str, classes: Sequence[str], force: bool = False):
         self.path = Path(path)
         if kind not in KINDS:
             raise InstrecError(f"unknown store kind {kind!r} (known: {', '.join(KINDS)})")
-        if self.path.exists() and not force:
-            raise InstrecError(f"{self.path}: already exists (use --force to replace it)")
+        remove_leftovers(self.path)
+        check_replaceable(self.path, HEADER, "a clip store", force, is_store_header)
         self.kind = kind
         self.classes = tuple(classes)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.path.name}.tmp-", dir=self.path.parent))
-        self._audio = open(self.tmp / AUDIO, "wb")  # noqa: SIM115 - closed in finish/abort
+        self.tmp = temp_folder(self.path)
+        with writing(self.path):
+            try:
+                self._audio = open(self.tmp / AUDIO, "wb")  # noqa: SIM115 - closed in finish/abort
+            except OSError:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                raise
         self._offsets = [0]
         self._scales: list[float] = []
         self.entries: list[Entry] = []  # kept entries; may be re-split before finish
@@ -318,7 +337,8 @@ class StoreWriter:
         self.entries.append(entry)
         for clip, extra in zip(clips, columns, strict=True):
             samples, scale = to_int16(np.asarray(clip, dtype=np.float32))
-            self._audio.write(samples.astype(AUDIO_DTYPE, copy=False).tobytes())
+            with writing(self.path):
+                self._audio.write(samples.astype(AUDIO_DTYPE, copy=False).tobytes())
             self._scales.append(scale)
             self._offsets.append(self._offsets[-1] + samples.size)
             self._rows.append((len(self.entries) - 1, extra))
@@ -328,6 +348,13 @@ class StoreWriter:
         if not self._rows:
             self.abort()
             raise InstrecError(f"{self.path}: no items to store (every source was skipped)")
+        with writing(self.path):
+            self._write_rest(sample_rate, info)
+            replace_folder(self.tmp, self.path)
+        return self.path
+
+    def _write_rest(self, sample_rate: int, info: dict[str, Any]) -> None:
+        """Everything but the audio, in the temporary folder; the header last."""
         self._audio.close()
         offsets = np.asarray(self._offsets, dtype=np.int64)
         np.save(self.tmp / OFFSETS, offsets)
@@ -349,8 +376,6 @@ class StoreWriter:
             **info,
         }
         (self.tmp / HEADER).write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
-        self._replace()
-        return self.path
 
     def _write_metadata(self) -> dict[str, int]:
         """metadata.csv, one row per clip; returns the number of items per split."""
@@ -378,12 +403,8 @@ class StoreWriter:
         targets.flush()
         del targets
 
-    def _replace(self) -> None:
-        """Swap the finished folder in; an old store (with --force) is removed only after."""
-        replace_folder(self.tmp, self.path)
-
     def abort(self) -> None:
         """Close and delete the temporary folder."""
-        if not self._audio.closed:
+        with contextlib.suppress(OSError):  # flushing may fail again (disk full)
             self._audio.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from instrec.atomic import claim, refuse_inputs_as_output
 from instrec.export.int8 import export_int8
 from instrec.export.onnx_graph import export_onnx
 
@@ -35,6 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export with --onnx claimed first: a second export to the same file, or an
+    unwritable place, fails before any work."""
+    with claim(args.onnx):
+        refuse_inputs_as_output(args.onnx, [args.model, *args.audio, *(args.int8 or [])])
+        return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
     if args.int8:
         int8 = export_int8(args.model, args.onnx, args.int8, args.audio, args.overwrite)
         where = "held-out" if args.audio else "calibration (in-sample: pass --audio for held-out)"

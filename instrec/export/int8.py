@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from instrec.atomic import atomic_path, refuse_to_overwrite
+from instrec.atomic import atomic_path, refuse_to_overwrite, writing
 from instrec.audio import load_normalized, windows
 from instrec.errors import AudioError, InstrecError
 from instrec.export.onnx_graph import export_onnx
@@ -79,7 +79,7 @@ def export_int8(
         engine = OnnxEngine.from_file(fp32_path)
         fp32 = Tagger(engine)
         batches = calibration_windows(chosen, seed)
-        with atomic_path(onnx_path, suffix=".onnx") as temp:
+        with writing(onnx_path), atomic_path(onnx_path, suffix=".onnx") as temp:
             quantize_onnx(fp32_path, temp, _Windows(batches, engine))
             measured = tuple(audio) or tuple(chosen)
             change = probability_change(fp32, Tagger(OnnxEngine.from_file(temp)), measured)
