@@ -8,6 +8,12 @@ model file (picked on validation at training time), a sweep on a validation spli
 sweep on the evaluated split itself (the paper's protocol, optimistic) or a given value,
 and the report says which. Single-label stores also get the arg-max accuracy, a
 confusion matrix and a t-SNE of the penultimate embeddings.
+
+`protocol` names the whole recipe (PROTOCOLS): "instrec" is the above; "paper" is the
+paper's reading (mean of window logits, threshold swept on the evaluated data) with the
+authors' code where the paper is silent (their grid 0.00-0.78 by 0.02 with >=, 1 s
+windows with a 0.5 s hop and the last partial window dropped); "authors" also averages
+window sigmoids instead of logits, as their evaluator.py does.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ from instrec.audio import SAMPLE_RATE, window_starts, windows
 from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
 from instrec.metrics import (
+    PAPER_GRID,
+    PAPER_GRID_TEXT,
+    THRESHOLD_GRID,
     THRESHOLD_GRID_TEXT,
     multilabel_metrics,
     single_label_metrics,
@@ -56,6 +65,39 @@ SPLIT_CHOICES = ("auto", "train", "valid", "test", "all")
 METRICS = "metrics.json"  # written last: its presence marks a finished evaluation folder
 
 
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How windows become an item's scores and how F1's threshold is found."""
+
+    average: str  # "logits": sigmoid of the mean logit; "probabilities": mean of sigmoids
+    drop_tail: bool  # leave out the last partial window instead of one flush with the end
+    grid: np.ndarray  # thresholds swept
+    grid_text: str
+    inclusive: bool  # score >= threshold (the authors' code) instead of > (the paper's text)
+    threshold_from: str | None  # forced threshold source; None: --threshold-from decides
+    about: str
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "instrec": Protocol(
+        "logits", False, THRESHOLD_GRID, THRESHOLD_GRID_TEXT, False, None,
+        "mean of window logits over 1 s windows (50 % overlap, the last one flush with the "
+        "end); the threshold as --threshold-from says",
+    ),
+    "paper": Protocol(
+        "logits", True, PAPER_GRID, PAPER_GRID_TEXT, True, "test",
+        "the paper's reading: mean of window logits, threshold swept on the evaluated data; "
+        "where the paper is silent the authors' code: its grid and >=, 1 s windows with a "
+        "0.5 s hop, the last partial window dropped",
+    ),
+    "authors": Protocol(
+        "probabilities", True, PAPER_GRID, PAPER_GRID_TEXT, True, "test",
+        "the authors' evaluator.py: mean of window sigmoids, their grid and >=, threshold "
+        "swept on the evaluated data, the last partial window dropped",
+    ),
+}  # fmt: skip
+
+
 def averaged_outputs(
     fn: Callable[[torch.Tensor], torch.Tensor],
     store: ClipStore,
@@ -63,8 +105,10 @@ def averaged_outputs(
     batch_size: int = 128,
     device: str | torch.device = "cpu",
     desc: str = "windows",
+    drop_tail: bool = False,
 ) -> np.ndarray:
-    """(len(indices), D) mean of `fn` over each item's 1 s, 50 %-overlap windows.
+    """(len(indices), D) mean of `fn` over each item's 1 s, 50 %-overlap windows (the
+    tail rule of instrec.audio.window_starts; `drop_tail` leaves a partial one out).
 
     `fn` maps (batch, samples) float32 windows to (batch, D) (the model for logits,
     `model.embed` for embeddings); windows of several items share a batch of up to
@@ -73,7 +117,7 @@ def averaged_outputs(
     window = round(WINDOW_SECONDS * store.sample_rate)
     hop = round(window * (1 - WINDOW_OVERLAP))
     lengths = np.diff(store.offsets)[indices]
-    total = int(sum(window_starts(int(n), window, hop).size for n in lengths))
+    total = int(sum(window_starts(int(n), window, hop, drop_tail).size for n in lengths))
     sums: np.ndarray | None = None
     counts = np.zeros(len(indices), dtype=np.int64)
     pending: list[np.ndarray] = []
@@ -95,7 +139,8 @@ def averaged_outputs(
     with torch.inference_mode(), tqdm(total=total, desc=desc, unit="win") as progress:
         queued = 0
         for row, item in enumerate(indices):
-            cut = windows(store.audio(int(item)), store.sample_rate, WINDOW_SECONDS, WINDOW_OVERLAP)
+            audio = store.audio(int(item))
+            cut = windows(audio, store.sample_rate, WINDOW_SECONDS, WINDOW_OVERLAP, drop_tail)
             for start in range(0, len(cut), batch_size):  # (windows, samples) pieces
                 piece = cut[start : start + batch_size]
                 if queued + len(piece) > batch_size:
@@ -142,12 +187,21 @@ def _probabilities(
     batch_size: int,
     device: str,
     desc: str,
+    protocol: Protocol = PROTOCOLS["instrec"],
 ) -> np.ndarray:
-    """(items, store classes) sigmoid of the window-averaged logits."""
+    """(items, store classes) probabilities: the sigmoid of the window-averaged logits, or
+    the window-averaged sigmoids (protocol.average)."""
     if store.sample_rate != SAMPLE_RATE:
         raise InstrecError(f"{store.path}: store is at {store.sample_rate} Hz, not {SAMPLE_RATE}")
     columns = _class_columns(model_file.classes, store, model_path)
-    logits = averaged_outputs(model_file.model, store, indices, batch_size, device, desc)
+    model = model_file.model
+    if protocol.average == "probabilities":
+        mean = averaged_outputs(
+            lambda x: torch.sigmoid(model(x).float()), store, indices, batch_size, device, desc,
+            protocol.drop_tail,
+        )  # fmt: skip
+        return mean[:, columns].astype(np.float64)
+    logits = averaged_outputs(model, store, indices, batch_size, device, desc, protocol.drop_tail)
     return 1.0 / (1.0 + np.exp(-logits[:, columns].astype(np.float64)))
 
 
@@ -174,6 +228,7 @@ def _choose_threshold(
     validation_store: ClipStore,
     batch_size: int,
     device: str,
+    protocol: Protocol,
 ) -> dict[str, Any]:
     """The threshold to binarise with and a record of how it was chosen."""
     if isinstance(source, float):
@@ -185,7 +240,7 @@ def _choose_threshold(
             "how": f"stored in the model file {model_path}",
         }
     if source == "test":
-        sweep = threshold_sweep(*evaluated)
+        sweep = threshold_sweep(*evaluated, protocol.grid, protocol.inclusive)
         return {
             "from": "test",
             "threshold": sweep["best_threshold"],
@@ -194,9 +249,12 @@ def _choose_threshold(
         }
     indices = validation_store.indices("valid")
     probs = _probabilities(
-        model_file, model_path, validation_store, indices, batch_size, device, "validation windows"
+        model_file, model_path, validation_store, indices, batch_size, device,
+        "validation windows", protocol,
+    )  # fmt: skip
+    sweep = threshold_sweep(
+        np.asarray(validation_store.targets[indices]), probs, protocol.grid, protocol.inclusive
     )
-    sweep = threshold_sweep(np.asarray(validation_store.targets[indices]), probs)
     return {
         "from": "validation",
         "threshold": sweep["best_threshold"],
@@ -243,7 +301,12 @@ def _open(store: str | Path | ClipStore) -> ClipStore:
 
 
 def _provenance(
-    loaded: ModelFile, model_path: Path, store: ClipStore, split: str, indices: np.ndarray
+    loaded: ModelFile,
+    model_path: Path,
+    store: ClipStore,
+    split: str,
+    indices: np.ndarray,
+    protocol: Protocol,
 ) -> dict[str, Any]:
     """What was evaluated on what: the metrics.json keys data, model, version and time."""
     return {
@@ -252,7 +315,9 @@ def _provenance(
             "kind": store.kind,
             "split": split,
             "items": int(indices.size),
-            "windows": f"{WINDOW_SECONDS:g} s, {100 * WINDOW_OVERLAP:g} % overlap, logits averaged",
+            "windows": f"{WINDOW_SECONDS:g} s, {100 * WINDOW_OVERLAP:g} % overlap, "
+            + ("partial last window dropped, " if protocol.drop_tail else "")
+            + f"{protocol.average} averaged",
         },
         "model": {
             "path": str(model_path),
@@ -270,23 +335,27 @@ def evaluate_model(
     model_file: str | Path,
     store: str | Path | ClipStore,
     out_dir: str | Path,
-    threshold_from: str | float = "model",
+    threshold_from: str | float | None = None,
     split: str = "auto",
     validation_store: str | Path | ClipStore | None = None,
     batch_size: int = 128,
     device: str | None = None,
     tsne_points: int = 2000,
     force: bool = False,
+    protocol: str = "instrec",
 ) -> dict[str, Any]:
     """Evaluate a saved model on a clip store; write metrics.json, report.md,
     predictions.csv and figures into `out_dir`; return the metrics.
 
-    `threshold_from` is "model", "validation" (sweep on `validation_store`'s valid split,
-    default: `store`), "test" (sweep on the evaluated split) or a number. `out_dir` is
+    `threshold_from` is "model" (None: the default, unless the protocol sweeps on the
+    evaluated split), "validation" (sweep on `validation_store`'s valid split, default:
+    `store`), "test" (sweep on the evaluated split) or a number. `protocol`: a PROTOCOLS
+    name. `out_dir` is
     claimed first (a second evaluation into it fails at once); an existing evaluation
     there is replaced only with `force`, and anything else never.
     """
     out_dir = Path(out_dir)
+    chosen_protocol = _protocol(protocol, threshold_from)
     with claim(out_dir):
         remove_leftovers(out_dir)
         check_replaceable(out_dir, METRICS, "an evaluation", force, _is_metrics)
@@ -294,13 +363,28 @@ def evaluate_model(
             Path(model_file),
             store,
             out_dir,
-            threshold_from=threshold_from,
+            protocol=chosen_protocol,
+            threshold_from=chosen_protocol.threshold_from or threshold_from or "model",
             split=split,
             validation_store=validation_store,
             batch_size=batch_size,
             device=device,
             tsne_points=tsne_points,
         )
+
+
+def _protocol(name: str, threshold_from: str | float | None) -> Protocol:
+    """The named protocol, checked against an explicit threshold source."""
+    if name not in PROTOCOLS:
+        raise InstrecError(f"unknown protocol {name!r} (known: {', '.join(PROTOCOLS)})")
+    chosen = PROTOCOLS[name]
+    forced = chosen.threshold_from
+    if forced is not None and threshold_from is not None and threshold_from != forced:
+        raise InstrecError(
+            f"--protocol {name} sweeps the threshold on the evaluated data; "
+            f"drop --threshold-from {threshold_from}"
+        )
+    return dataclasses.replace(chosen, about=f"{name}: {chosen.about}")
 
 
 def _is_metrics(metrics: dict[str, Any]) -> bool:
@@ -313,6 +397,7 @@ def _evaluate(
     store: str | Path | ClipStore,
     out_dir: Path,
     *,
+    protocol: Protocol,
     threshold_from: str | float,
     split: str,
     validation_store: str | Path | ClipStore | None,
@@ -331,16 +416,22 @@ def _evaluate(
     loaded = load_model_file(model_path, map_location=device)
     loaded.model.to(device).eval()
 
-    probs = _probabilities(loaded, model_path, data, indices, batch_size, device, "windows")
+    probs = _probabilities(
+        loaded, model_path, data, indices, batch_size, device, "windows", protocol
+    )
     truth = np.asarray(data.targets[indices])
     chosen = _choose_threshold(
-        source, loaded, model_path, (truth, probs), validation, batch_size, device
+        source, loaded, model_path, (truth, probs), validation, batch_size, device, protocol
     )
-    metrics = multilabel_metrics(truth, probs, chosen["threshold"], data.classes)
+    metrics = multilabel_metrics(
+        truth, probs, chosen["threshold"], data.classes, protocol.inclusive
+    )
+    metrics["protocol"] = protocol.about
     metrics["threshold_from"] = chosen.pop("from")
     metrics["threshold_selection"] = chosen
-    metrics["sweep"] = {**threshold_sweep(truth, probs), "grid_text": THRESHOLD_GRID_TEXT}
-    metrics.update(_provenance(loaded, model_path, data, split, indices))
+    sweep = threshold_sweep(truth, probs, protocol.grid, protocol.inclusive)
+    metrics["sweep"] = {**sweep, "grid_text": protocol.grid_text}
+    metrics.update(_provenance(loaded, model_path, data, split, indices, protocol))
     tsne = None
     if (truth.sum(axis=1) == 1).all():  # one label per item: the single-predominant analysis
         metrics["single_label"], tsne = _single_label_analysis(
@@ -436,6 +527,7 @@ def _report_markdown(metrics: dict[str, Any], has_tsne: bool) -> str:
         f"{data['items']} items; windows {data['windows']} per item",
         f"- threshold **{metrics['threshold']:.2f}** on the sigmoid probability, from "
         f"`{metrics['threshold_from']}`: {selection['how']}",
+        f"- protocol {metrics['protocol']}",
         "",
         "## Scores",
         "",
@@ -519,12 +611,21 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     )
     parser.add_argument(
         "--threshold-from",
-        default="model",
+        default=None,
         metavar="validation|test|model|VALUE",
         help="where the probability threshold comes from: 'model' (picked on validation "
-        "when the model was trained), 'validation' (sweep the valid split of "
+        "when the model was trained; the default), 'validation' (sweep the valid split of "
         "--validation-data), 'test' (sweep the evaluated split: the paper's protocol, "
         "optimistic) or a number in [0, 1)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="instrec",
+        help="instrec: mean window logits, every sample in a window, the threshold from "
+        "--threshold-from; paper: the paper's reading (threshold swept on the evaluated data) "
+        "with the authors' grid 0.00-0.78 and >=, last partial window dropped; authors: "
+        "also the mean of window sigmoids, as their evaluator.py",
     )
     parser.add_argument(
         "--validation-data",
@@ -567,11 +668,13 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         tsne_points=args.tsne_points,
         force=args.force,
+        protocol=args.protocol,
     )
     print(
         f"F1-micro {metrics['f1_micro']:.3f}  F1-macro {metrics['f1_macro']:.3f}  "
         f"F1-macro(eq. 11) {metrics['f1_macro_eq11']:.3f}  LRAP {metrics['lrap']:.3f}  "
-        f"at threshold {metrics['threshold']:.2f} ({metrics['threshold_from']})"
+        f"at threshold {metrics['threshold']:.2f} ({metrics['threshold_from']}; protocol "
+        f"{args.protocol})"
     )
     if "single_label" in metrics:
         print(f"single predominant accuracy {100 * metrics['single_label']['accuracy']:.1f} %")

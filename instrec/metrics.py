@@ -17,6 +17,9 @@ from sklearn.metrics import confusion_matrix, label_ranking_average_precision_sc
 # Probabilities swept for the binarising threshold: 0.01, 0.02, ..., 0.99.
 THRESHOLD_GRID: np.ndarray = np.round(np.arange(1, 100) / 100, 2)
 THRESHOLD_GRID_TEXT = "0.01 to 0.99 in steps of 0.01 (99 thresholds)"
+# The authors' evaluation grid (evaluator.py): 0.00, 0.02, ..., 0.78, with >=.
+PAPER_GRID: np.ndarray = np.round(np.arange(40) * 0.02, 2)
+PAPER_GRID_TEXT = "0.00 to 0.78 in steps of 0.02 (40 thresholds, score >= threshold)"
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -26,17 +29,18 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _counts(
-    y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray
+    y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, inclusive: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """True positives, false positives, false negatives per threshold and class.
 
     A label is predicted when its score is strictly above the threshold (the paper's
-    "exceed"). Returns three (thresholds, classes) int arrays.
+    "exceed"), or at least the threshold with `inclusive` (the authors' code). Returns
+    three (thresholds, classes) int arrays.
     """
     truth = y_true.astype(bool)  # (items, classes)
     tp, fp, fn = (np.zeros((thresholds.size, truth.shape[1]), dtype=np.int64) for _ in range(3))
     for t, threshold in enumerate(thresholds):  # a loop keeps memory at one (items, classes)
-        predicted = scores > threshold
+        predicted = scores >= threshold if inclusive else scores > threshold
         tp[t] = (predicted & truth).sum(axis=0)
         fp[t] = (predicted & ~truth).sum(axis=0)
         fn[t] = (~predicted & truth).sum(axis=0)
@@ -87,12 +91,13 @@ def multilabel_metrics(
     scores: np.ndarray,
     threshold: float,
     classes: Sequence[str] | None = None,
+    inclusive: bool = False,
 ) -> dict[str, Any]:
     """Every multi-label score of (items, classes) multi-hot truth vs scores at one threshold.
 
     `scores` are probabilities (or any monotone score); a label is predicted when its
-    score is > `threshold`. Keys: f1_micro, f1_macro (scikit-learn's mean of per-class
-    F1, the headline), f1_macro_eq11 (the paper's eq. 11: harmonic mean of macro
+    score is > `threshold` (>= with `inclusive`). Keys: f1_micro, f1_macro (scikit-learn's
+    mean of per-class F1, the headline), f1_macro_eq11 (the paper's eq. 11: harmonic mean of macro
     precision and macro recall), precision/recall micro/macro, lrap, threshold and
     per_class (code -> precision, recall, f1, support). Codes default to "0", "1", ...
     """
@@ -100,7 +105,7 @@ def multilabel_metrics(
     codes = list(classes) if classes is not None else [str(c) for c in range(y_true.shape[1])]
     if len(codes) != y_true.shape[1]:
         raise ValueError(f"{len(codes)} class names for {y_true.shape[1]} columns")
-    tp, fp, fn = _counts(y_true, scores, np.array([threshold], dtype=np.float64))
+    tp, fp, fn = _counts(y_true, scores, np.array([threshold], dtype=np.float64), inclusive)
     at = {key: value[0] for key, value in _scores_from_counts(tp, fp, fn).items()}
     support = y_true.sum(axis=0)
     result: dict[str, Any] = {
@@ -125,7 +130,10 @@ def multilabel_metrics(
 
 
 def threshold_sweep(
-    y_true: np.ndarray, scores: np.ndarray, grid: np.ndarray = THRESHOLD_GRID
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    grid: np.ndarray = THRESHOLD_GRID,
+    inclusive: bool = False,
 ) -> dict[str, Any]:
     """F1 (micro, macro, eq. 11) at every threshold of `grid`, and the best thresholds.
 
@@ -135,7 +143,7 @@ def threshold_sweep(
     """
     y_true, scores = _check(y_true, scores)
     grid = np.asarray(grid, dtype=np.float64)
-    swept = _scores_from_counts(*_counts(y_true, scores, grid))
+    swept = _scores_from_counts(*_counts(y_true, scores, grid, inclusive))
     micro, macro = swept["f1_micro"], swept["f1_macro"]
     return {
         "grid": grid.tolist(),

@@ -220,7 +220,7 @@ def test_cli_sweeps_on_test_keeps_results_and_replaces_them_when_forced(
     out = tmp_path / "cli"
     args = ["evaluate", str(model_path), str(stores["test"].path), "--out", str(out)]
     assert main([*args, "--threshold-from", "test"]) == 0
-    assert "(test)" in capsys.readouterr().out
+    assert "(test; protocol instrec)" in capsys.readouterr().out
     on_test = json.loads((out / "metrics.json").read_text())
     assert on_test["threshold"] == on_test["sweep"]["best_threshold"]
     assert on_test["f1_micro"] == pytest.approx(on_test["sweep"]["best_f1_micro"])
@@ -261,3 +261,64 @@ def test_prepared_irmas_test_files_are_evaluated_whole(tmp_path: Path, model_pat
     labels = {Path(source).stem: row["labels"] for source, row in rows.items()}
     assert labels["(12) Sinfonía nº 5-2"] == "cel;flu;vio"  # store order, not file order
     assert "single_label" not in metrics
+
+
+# --- protocols: the paper's reading and the authors' code -----------------------------
+
+
+def test_windows_drop_the_partial_tail_only_when_asked() -> None:
+    x = np.zeros(round(2.3 * SR), dtype=np.float32)
+    assert windows(x).shape[0] == 4  # 0, 0.5, 1.0 s and one flush with the end (1.3 s)
+    assert windows(x, drop_tail=True).shape[0] == 3  # the authors' unfold: 0, 0.5, 1.0 s
+
+
+def test_paper_grid_and_inclusive_threshold_follow_the_authors_code() -> None:
+    from instrec.metrics import PAPER_GRID
+
+    assert PAPER_GRID[0] == 0.0 and PAPER_GRID[-1] == 0.78 and PAPER_GRID.size == 40
+    truth, scores = np.array([[1, 0], [0, 1]]), np.array([[0.5, 0.2], [0.1, 0.5]])
+    assert multilabel_metrics(truth, scores, 0.5)["f1_micro"] == 0.0  # paper text: exceed
+    assert multilabel_metrics(truth, scores, 0.5, inclusive=True)["f1_micro"] == 1.0  # code: >=
+
+
+def _windowed(model_path: Path, store: ClipStore, average: str) -> tuple[np.ndarray, np.ndarray]:
+    """(items, classes) probabilities computed here, window by window, for a protocol."""
+    model = load_model_file(model_path).model.eval()
+    rows = []
+    for i in range(len(store)):
+        cut = torch.from_numpy(windows(store.audio(i), drop_tail=True))
+        with torch.inference_mode():
+            logits = model(cut).double()
+        rows.append(
+            torch.sigmoid(logits).mean(0) if average == "probabilities"
+            else torch.sigmoid(logits.mean(0))
+        )  # fmt: skip
+    return torch.stack(rows).numpy(), np.asarray(store.targets[:])
+
+
+@pytest.mark.parametrize(
+    ("protocol", "average"), [("paper", "logits"), ("authors", "probabilities")]
+)
+def test_paper_and_authors_protocols(
+    tmp_path: Path, stores: dict[str, ClipStore], model_path: Path, protocol: str, average: str
+) -> None:
+    metrics = evaluate_model(
+        model_path, stores["test"], tmp_path / "eval", protocol=protocol, tsne_points=0
+    )
+    probs, truth = _windowed(model_path, stores["test"], average)
+    sweep = threshold_sweep(truth, probs, np.round(np.arange(40) * 0.02, 2), inclusive=True)
+    assert metrics["threshold_from"] == "test"
+    assert metrics["threshold"] == pytest.approx(sweep["best_threshold"])
+    assert metrics["f1_micro"] == pytest.approx(sweep["best_f1_micro"])
+    assert metrics["sweep"]["grid"] == pytest.approx(np.round(np.arange(40) * 0.02, 2))
+    assert metrics["protocol"].startswith(f"{protocol}:")
+    assert f"protocol {protocol}:" in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_a_protocol_that_sweeps_on_test_refuses_another_threshold_source(
+    tmp_path: Path, stores: dict[str, ClipStore], model_path: Path
+) -> None:
+    with pytest.raises(InstrecError, match="--protocol paper sweeps the threshold"):
+        evaluate_model(
+            model_path, stores["test"], tmp_path / "e", threshold_from="model", protocol="paper"
+        )
