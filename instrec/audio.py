@@ -6,6 +6,8 @@ turned into model input the same way in training, evaluation and use.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Generator, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -25,7 +27,12 @@ BLOCK_SECONDS = 0.4  # BS.1770-4 gating block
 BLOCK_OVERLAP = 0.75
 
 
-DECODE_BLOCK_FRAMES = 1 << 16  # file frames per read (~1.5 s at 44.1 kHz)
+DECODE_BLOCK_FRAMES = 1 << 16  # file frames per read (~1.5 s at 44.1 kHz) up to stereo;
+# files with more channels read proportionally fewer frames, so a block stays ~0.5 MB
+RATE_RANGE = (4_000, 768_000)  # Hz a file may declare: outside it, it is no music recording
+# (or its header is damaged), and a 1 Hz file would resample to 16,000x its length
+STREAMED_WAV_SIZES = (0, 0xFFFFFFFF)  # data sizes of a WAV written to a pipe: length unknown
+FOLDER = "is a folder, not a file"  # what input_problem says of a folder
 
 
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -39,22 +46,26 @@ def stream_audio(path: str | Path, sr: int = SAMPLE_RATE) -> Iterator[np.ndarray
     block at a time, so memory stays that of a block however long the file is.
 
     Channels are averaged; resampling is a streaming soxr (high quality), bit-identical to
-    resampling the whole signal at once. Missing, undecodable, empty or non-finite files
-    raise AudioError naming the file (non-finite and mid-file decoding errors only when
-    the block holding them is reached).
+    resampling the whole signal at once. Missing, non-regular (folder, FIFO, device),
+    undecodable, empty, truncated or non-finite files, and rates outside RATE_RANGE, raise
+    AudioError naming the file (non-finite samples, mid-file decoding errors and truncation
+    only when the decoding reaches them).
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "no such file")
+    problem = input_problem(path)
+    if problem is not None:
+        raise AudioError(path, problem)
     blocks, file_sr = _open_decoder(path)
     resampler = None
     if file_sr != sr:
         resampler = soxr.ResampleStream(file_sr, sr, 1, dtype="float32", quality="HQ")
-    decoded = 0  # file frames
+    decoded, produced = 0, 0  # file frames, samples at `sr`
     with closing(blocks):
         while True:
             try:
                 frames = next(blocks, None)  # (frames, channels)
+            except AudioError:
+                raise
             except Exception as error:  # libsndfile / pedalboard raise untyped errors
                 raise AudioError(path, f"cannot decode audio ({error})") from None
             if frames is None:
@@ -64,21 +75,47 @@ def stream_audio(path: str | Path, sr: int = SAMPLE_RATE) -> Iterator[np.ndarray
             if not np.isfinite(mono).all():  # a NaN/inf in any channel reaches the mix
                 raise AudioError(path, "contains NaN or infinite samples")
             out = mono if resampler is None else resampler.resample_chunk(mono)
+            produced += out.size
             if out.size:
                 yield out
     if decoded == 0:
         raise AudioError(path, "contains no audio samples")
+    tail = np.zeros(0, np.float32)
     if resampler is not None:
-        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-        if tail.size:
-            yield tail
+        tail = resampler.resample_chunk(tail, last=True)
+    if produced + tail.size == 0:
+        raise AudioError(
+            path, f"too short to make one sample at {sr} Hz ({decoded} at {file_sr} Hz)"
+        )
+    if tail.size:
+        yield tail
+
+
+def input_problem(path: Path, missing: str = "no such file") -> str | None:
+    """Why `path` cannot be read as an input file (None: it is a regular file or a link to
+    one), found with stat alone: a FIFO or device is never opened, as reading one could
+    block forever."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "broken symbolic link" if path.is_symlink() else missing
+    except OSError as error:  # a name too long, a loop of links, no permission
+        return (error.strerror or type(error).__name__).lower()
+    except ValueError as error:  # a NUL in the name
+        return str(error)
+    if stat.S_ISDIR(mode):
+        return FOLDER
+    if not stat.S_ISREG(mode):
+        kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+        return f"not a regular file (a {kind})"
+    return None
 
 
 def _open_decoder(path: Path) -> tuple[Generator[np.ndarray, None, None], int]:
     """(frames, channels) float32 blocks of the file and its rate: libsndfile, or
     pedalboard (ffmpeg-free MP3/AAC readers) where libsndfile cannot open it."""
-    try:
-        sound_file = soundfile.SoundFile(path)
+    try:  # as bytes: soundfile cannot encode a name that is not valid UTF-8
+        sound_file = soundfile.SoundFile(os.fsencode(path))
     except Exception as sndfile_error:  # libsndfile's errors share no useful base class
         try:
             from pedalboard.io import AudioFile
@@ -86,19 +123,76 @@ def _open_decoder(path: Path) -> tuple[Generator[np.ndarray, None, None], int]:
             audio_file = AudioFile(str(path))
         except Exception:
             raise AudioError(path, f"cannot decode audio ({sndfile_error})") from None
+        _check_rate(path, audio_file)
         return _pedalboard_blocks(audio_file), int(audio_file.samplerate)
-    return _soundfile_blocks(sound_file), int(sound_file.samplerate)
+    _check_rate(path, sound_file)
+    return _soundfile_blocks(sound_file, path), int(sound_file.samplerate)
 
 
-def _soundfile_blocks(sound_file: soundfile.SoundFile) -> Generator[np.ndarray, None, None]:
+def _check_rate(path: Path, opened: Any) -> None:
+    """Refuses (and closes) an opened file whose rate is outside RATE_RANGE."""
+    low, high = RATE_RANGE
+    if not low <= opened.samplerate <= high:
+        opened.close()
+        raise AudioError(
+            path, f"sample rate {opened.samplerate:.0f} Hz is outside {low}..{high} Hz"
+        )
+
+
+def _frames_per_read(channels: int) -> int:
+    return DECODE_BLOCK_FRAMES * 2 // max(2, channels)
+
+
+def _soundfile_blocks(
+    sound_file: soundfile.SoundFile, path: Path
+) -> Generator[np.ndarray, None, None]:
+    """Blocks up to the end of the data, which must hold what the header promised (a file
+    cut short in a copy or download is refused, not tagged on what is left).
+
+    SoundFile.blocks is not used: it trusts the header and, on a short read, hands back
+    the rest of its buffer as if it were audio.
+    """
     with sound_file:
-        yield from sound_file.blocks(DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True)
+        promised = max(sound_file.frames, _wav_data_frames(path, sound_file) or 0)
+        size, held = _frames_per_read(sound_file.channels), 0
+        while True:
+            block = sound_file.read(size, dtype="float32", always_2d=True)
+            held += len(block)
+            if len(block):
+                yield block
+            if len(block) < size:
+                break
+    if held < promised:
+        raise AudioError(path, f"truncated: header promises {promised} samples, file holds {held}")
+
+
+def _wav_data_frames(path: Path, sound_file: soundfile.SoundFile) -> int | None:
+    """Frames a PCM/float WAV file's data chunk declares (None: not such a file, or written
+    to a pipe with the length unknown). libsndfile shortens its frame count to what the
+    file holds, so a truncated WAV is only seen here."""
+    if sound_file.format != "WAV" or not sound_file.subtype.startswith(("PCM", "FLOAT", "DOUBLE")):
+        return None
+    with open(path, "rb") as handle:
+        if handle.read(12)[8:] != b"WAVE":
+            return None
+        align = None
+        while len(header := handle.read(8)) == 8:
+            name, size = header[:4], int.from_bytes(header[4:], "little")
+            skip = size + size % 2  # chunks are padded to an even length
+            if name == b"fmt ":  # format, channels, rate, bytes/s, then block align
+                align = int.from_bytes(handle.read(14)[12:], "little") or None
+                skip -= 14
+            elif name == b"data":
+                return None if size in STREAMED_WAV_SIZES or not align else size // align
+            handle.seek(skip, os.SEEK_CUR)
+    return None
 
 
 def _pedalboard_blocks(audio_file: Any) -> Generator[np.ndarray, None, None]:
     with audio_file:
+        size = _frames_per_read(audio_file.num_channels)
         while audio_file.tell() < audio_file.frames:
-            block = audio_file.read(DECODE_BLOCK_FRAMES)  # (channels, frames)
+            block = audio_file.read(size)  # (channels, frames)
             if block.shape[1] == 0:
                 return
             yield block.T.astype(np.float32)
@@ -244,23 +338,29 @@ def normalize_loudness(
     return (x * level_gain(integrated_loudness(x, sr), target_lufs)).astype(np.float32)
 
 
-def window_starts(n_samples: int, window: int, hop: int) -> np.ndarray:
+def window_starts(n_samples: int, window: int, hop: int, drop_tail: bool = False) -> np.ndarray:
     """Start sample of each window that covers a signal of `n_samples`.
 
     Windows start every `hop` samples; if the last regular window leaves a tail, one
     more window is placed flush with the end, so every sample is seen and nothing is
-    padded. A signal shorter than one window gets one window at 0 (padded by `windows`).
+    padded (`drop_tail`: the tail is left out instead, as the authors' evaluation's
+    `unfold` does). A signal shorter than one window gets one window at 0 (padded by
+    `windows`).
     """
     if n_samples <= window:
         return np.zeros(1, dtype=np.int64)
     starts = np.arange(0, n_samples - window + 1, hop, dtype=np.int64)
-    if starts[-1] + window < n_samples:
+    if not drop_tail and starts[-1] + window < n_samples:
         starts = np.append(starts, n_samples - window)
     return starts
 
 
 def windows(
-    x: np.ndarray, sr: int = SAMPLE_RATE, seconds: float = 1.0, overlap: float = 0.5
+    x: np.ndarray,
+    sr: int = SAMPLE_RATE,
+    seconds: float = 1.0,
+    overlap: float = 0.5,
+    drop_tail: bool = False,
 ) -> np.ndarray:
     """Cut a signal into (n_windows, seconds * sr) windows with the given overlap.
 
@@ -271,6 +371,6 @@ def windows(
     hop = max(1, round(window * (1 - overlap)))
     if x.size < window:
         return np.pad(x, (0, window - x.size))[None, :].astype(np.float32, copy=False)
-    starts = window_starts(x.size, window, hop)
+    starts = window_starts(x.size, window, hop, drop_tail)
     index = starts[:, None] + np.arange(window)[None, :]
     return x[index].astype(np.float32, copy=False)

@@ -74,7 +74,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_garbage_file(tmp_path: Path) -> None:
     path = tmp_path / "garbage.pt"
     path.write_bytes(b"this is not a model" * 10)
-    with pytest.raises(InstrecError, match=r"garbage\.pt: not a readable model file"):
+    with pytest.raises(InstrecError, match=r"garbage\.pt: not a readable instrec model file"):
         load_model_file(path)
 
 
@@ -90,7 +90,7 @@ def test_weights_of_another_architecture(tmp_path: Path) -> None:
     payload = torch.load(path, weights_only=True)
     payload["config"]["blocks"] = (3, 4, 6, 3)
     torch.save(payload, path)
-    with pytest.raises(InstrecError, match=r"m\.pt: damaged model file"):
+    with pytest.raises(InstrecError, match=r"m\.pt: not a usable instrec model: weights do not"):
         load_model_file(path)
 
 

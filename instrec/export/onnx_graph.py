@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from instrec.atomic import atomic_path, refuse_to_overwrite
+from instrec.atomic import atomic_path, refuse_to_overwrite, writing
 from instrec.audio import SAMPLE_RATE, load_audio, normalize_loudness
 from instrec.errors import InstrecError
 from instrec.model.io import load_model_file
@@ -56,14 +56,19 @@ def export_onnx(
     torch_engine = TorchEngine.from_model(
         model_file.model, model_file.classes, model_file.threshold
     )
-    with atomic_path(onnx_path, suffix=".onnx") as temp:
+    with writing(onnx_path), atomic_path(onnx_path, suffix=".onnx") as temp:
         _write_onnx(torch_engine, temp, _metadata(torch_engine, model_file.meta, model_path))
         differences = verify(torch_engine, OnnxEngine.from_file(temp), audio)
-        worst = max(differences.values())
-        if worst > TOLERANCE:
+        failed = {name: d for name, d in differences.items() if not d <= TOLERANCE}  # NaN too
+        if failed:
+            name, worst = max(failed.items(), key=lambda item: np.nan_to_num(item[1], nan=np.inf))
+            what = (
+                f"differs from PyTorch by {worst:.2e} in a logit"
+                if np.isfinite(worst)
+                else "gives NaN or infinite logits"
+            )
             raise InstrecError(
-                f"{onnx_path}: export differs from PyTorch by {worst:.2e} in a logit "
-                f"(tolerance {TOLERANCE:g}); not written"
+                f"{onnx_path}: export {what} on {name} (tolerance {TOLERANCE:g}); not written"
             )
     return ExportReport(onnx_path, differences)
 

@@ -1,4 +1,10 @@
-"""The ONNX engine: an exported tagging graph on onnxruntime, with no torch imported."""
+"""The ONNX engine: an exported tagging graph on onnxruntime, with no torch imported.
+
+The metadata `instrec export` stores beside the graph (classes, threshold, frame geometry)
+is checked as strictly as a model file's contents, and the graph is run once on a short
+probe to confirm it computes what that geometry says, so a damaged or edited file is
+refused when it is loaded rather than tagging with nonsense.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +14,44 @@ from typing import Any
 
 import numpy as np
 
+from instrec.audio import input_problem
 from instrec.errors import InstrecError
-from instrec.tagging.geometry import Geometry
+from instrec.model.io import (
+    ContentError,
+    check_classes,
+    check_count,
+    check_threshold,
+    first_line,
+)
+from instrec.tagging.geometry import WINDOW, Geometry
 
 METADATA_PREFIX = "instrec."  # ONNX metadata_props keys written by instrec export
+REQUIRED = ("classes", "threshold", "geometry", "frame_dim")  # metadata the engine uses
+PROBE_FRAMES = 4  # whole frames of probe samples (one more sample makes a fifth frame)
 
 
 class OnnxEngine:
     """Runs an exported WindowTagger (instrec export) on onnxruntime; imports no torch."""
 
     def __init__(self, session: Any, source: str | Path) -> None:
-        props = session.get_modelmeta().custom_metadata_map
+        self.session, self.source = session, source
         try:
-            values = {
-                key[len(METADATA_PREFIX) :]: json.loads(value)
-                for key, value in props.items()
-                if key.startswith(METADATA_PREFIX)
-            }
-            self.classes = tuple(str(c) for c in values["classes"])
-            self.threshold = float(values["threshold"])
-            self.geometry = Geometry(**values["geometry"])
-            self.frame_dim = int(values["frame_dim"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise InstrecError(
-                f"{source}: not an ONNX file written by instrec export ({error})"
-            ) from None
-        self.session = session
+            values = _metadata(session, source)
+            self.classes = check_classes(values["classes"])
+            self.threshold = check_threshold(values["threshold"])
+            self.geometry = _geometry(values["geometry"])
+            self.frame_dim = check_count("frame_dim", values["frame_dim"])
+            self._probe()
+        except ContentError as error:
+            raise InstrecError(f"{source}: not a usable instrec model: {error}") from None
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int | None = None) -> OnnxEngine:
         import onnxruntime
 
-        if not Path(path).is_file():
-            raise InstrecError(f"{path}: no such ONNX file")
+        problem = input_problem(Path(path), missing="no such ONNX file")
+        if problem is not None:
+            raise InstrecError(f"{path}: {problem}")
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -49,10 +60,20 @@ class OnnxEngine:
                 str(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as error:  # onnxruntime raises its own untyped errors
-            raise InstrecError(f"{path}: not a readable ONNX file ({error})") from None
+            raise InstrecError(f"{path}: not a readable ONNX file ({first_line(error)})") from None
         return cls(session, path)
 
     def run(
+        self, wave: np.ndarray, carry: np.ndarray, index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return self._run(wave, carry, index)
+        except Exception as error:  # onnxruntime raises its own untyped errors
+            raise InstrecError(
+                f"{self.source}: the ONNX graph failed ({first_line(error)})"
+            ) from None
+
+    def _run(
         self, wave: np.ndarray, carry: np.ndarray, index: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         feeds = {
@@ -62,3 +83,68 @@ class OnnxEngine:
         }
         logits, frames = self.session.run(["logits", "frames"], feeds)
         return logits, frames
+
+    def _probe(self) -> None:
+        """Run the graph on a little noise: it must make the frames the geometry says, of
+        frame_dim features, and one finite logit per class."""
+        g = self.geometry
+        samples = PROBE_FRAMES * g.samples_per_frame + 1
+        wave = np.random.default_rng(0).standard_normal((1, samples)).astype(np.float32) * 0.1
+        no_carry = np.zeros((0, self.frame_dim), np.float32)
+        try:
+            logits, frames = self._run(wave, no_carry, np.zeros((1, g.window_frames), np.int64))
+        except Exception as error:  # onnxruntime raises its own untyped errors
+            raise ContentError(f"the graph fails on a probe ({first_line(error)})") from None
+        expected = (g.frames_for(samples), self.frame_dim)
+        if frames.shape != expected:
+            raise ContentError(
+                f"the graph makes frames of shape {frames.shape} from {samples} samples, but "
+                f"its geometry and frame_dim say {expected}"
+            )
+        if logits.shape != (1, len(self.classes)):
+            raise ContentError(
+                f"the graph gives {logits.shape[-1]} outputs for {len(self.classes)} classes"
+            )
+        if not np.isfinite(logits).all():
+            raise ContentError("the graph gives non-finite (NaN or infinite) outputs")
+
+
+def _metadata(session: Any, source: str | Path) -> dict[str, Any]:
+    """instrec's metadata_props as JSON values; NaN and infinity are not JSON, so refused."""
+    props = session.get_modelmeta().custom_metadata_map
+    values = {
+        k[len(METADATA_PREFIX) :]: v for k, v in props.items() if k.startswith(METADATA_PREFIX)
+    }
+    if not values:
+        raise InstrecError(
+            f"{source}: not an ONNX file written by instrec export (no instrec metadata)"
+        )
+    parsed = {}
+    for key in REQUIRED:
+        if key not in values:
+            raise ContentError(f"metadata lacks {METADATA_PREFIX}{key}")
+        try:
+            parsed[key] = json.loads(values[key], parse_constant=_refuse_constant)
+        except ValueError as error:
+            raise ContentError(f"metadata {METADATA_PREFIX}{key} is not JSON ({error})") from None
+    return parsed
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _geometry(values: Any) -> Geometry:
+    """A Geometry from metadata: whole-number counts >= 1 and a bool, nothing else."""
+    counts = ("samples_per_frame", "margin_frames", "chunk_frames")
+    if not isinstance(values, dict) or set(values) - {*counts, "pooled"}:
+        raise ContentError(f"geometry must be a mapping of {', '.join(counts)} and pooled")
+    pooled = values.get("pooled", True)
+    if not isinstance(pooled, bool):
+        raise ContentError(f"geometry pooled must be true or false, not {pooled!r}")
+    sizes = {name: check_count(f"geometry {name}", values.get(name)) for name in counts}
+    if sizes["samples_per_frame"] > WINDOW:
+        raise ContentError(
+            f"geometry samples_per_frame {sizes['samples_per_frame']} is over {WINDOW}"
+        )
+    return Geometry(**sizes, pooled=pooled)

@@ -12,6 +12,7 @@ PyTorch model file, or an exported .onnx file on onnxruntime (no torch imported)
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from instrec.audio import (
+    FOLDER,
     SAMPLE_RATE,
     LoudnessMeter,
     at_audible_level,
     audible_gain,
+    input_problem,
     resample,
     stream_audio,
 )
@@ -93,11 +96,13 @@ class Tagger:
         Arrays are mono (samples,) or multi-channel 2-D (the shorter axis is taken as
         channels). Instruments are the classes whose probability is at least `threshold`
         (default: the model's), most probable first, at most `top_k`. A bad or silent file
-        (or array) raises AudioError; audio shorter than 1 s is zero-padded and flagged
-        `padded`.
+        (or array) raises AudioError, and so does a file that changes while it is read or
+        audio the model gives non-finite outputs for; audio shorter than 1 s is zero-padded
+        and flagged `padded`.
         """
         if isinstance(audio, str | Path):
-            name, (blocks, total) = str(audio), _loudness_normalized_blocks(Path(audio))
+            name, stamp = str(audio), _stamp(Path(audio))
+            blocks, total = _loudness_normalized_blocks(Path(audio))
         else:
             name, x = "<array>", _array_to_mono(audio, sr or SAMPLE_RATE)
             blocks, total = [at_audible_level(x, name)], x.size
@@ -106,6 +111,10 @@ class Tagger:
             blocks, total = [np.pad(np.concatenate(list(blocks)), (0, WINDOW - total))], WINDOW
         reader = SampleReader(blocks, total, name)
         logits, starts = window_logits(self.engine, reader)  # (windows, classes), (windows,)
+        if isinstance(audio, str | Path) and _stamp(Path(audio)) != stamp:
+            raise AudioError(name, "changed while being read (tag it again once it is complete)")
+        if not np.isfinite(logits).all():
+            raise AudioError(name, "the model gives non-finite (NaN or infinite) outputs for it")
         probabilities = _sigmoid(logits.mean(axis=0))  # mean of logits, as in evaluation
         chosen = self.threshold if threshold is None else threshold
         return Prediction(
@@ -140,17 +149,19 @@ class Tagger:
 
 def find_audio(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
     """Each file named, and each audio file under each folder named (sorted), with the reason
-    it cannot be used (None when it may be)."""
+    it cannot be used (None when it may be); found with stat alone, so no FIFO or device
+    is opened."""
     for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
-            )
-            if not found:
-                yield path, f"folder holds no {'/'.join(s[1:] for s in AUDIO_SUFFIXES)} files"
-            yield from ((p, None) for p in found)
-        else:
-            yield path, None if path.is_file() else "no such file or folder"
+        problem = input_problem(path, missing="no such file or folder")
+        if problem != FOLDER:
+            yield path, problem
+            continue
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        checked = [(p, input_problem(p)) for p in found]
+        usable = [(p, why) for p, why in checked if why != FOLDER]  # folders are searched too
+        if not usable:
+            yield path, f"folder holds no {'/'.join(s[1:] for s in AUDIO_SUFFIXES)} files"
+        yield from usable
 
 
 def load_model(path: str | Path, threads: int | None = None, fast: bool = False) -> Tagger:
@@ -193,6 +204,15 @@ def _loudness_normalized_blocks(path: Path) -> tuple[Iterable[np.ndarray], int]:
     gain = audible_gain(meter.loudness(), path)
     blocks = held if meter.samples <= limit else stream_audio(path)
     return (block * gain for block in blocks), meter.samples
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """Size and modification time: a file whose stamp moves was written while it was read."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):  # gone, or a name no file can have: decoding says why
+        return None
+    return status.st_size, status.st_mtime_ns
 
 
 def _array_to_mono(audio: np.ndarray, sr: int) -> np.ndarray:

@@ -14,9 +14,11 @@ the same config; a finished run (with model.pt) cannot be resumed.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,9 @@ from typing import Any
 import yaml
 
 from instrec.atomic import write_text_atomic
+from instrec.audio import input_problem
 from instrec.errors import InstrecError
+from instrec.model.io import ContentError, first_line, load_torch_file
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
@@ -32,6 +36,7 @@ LOGS = "logs"
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = f"{CHECKPOINTS}/last.ckpt"
 MODEL = "model.pt"
+CHECKPOINT_PARTS = ("state_dict", "optimizer_states", "loops", "global_step", "epoch")  # resumed
 PACKAGES = ("instrec", "torch", "lightning", "numpy", "scipy", "soundfile", "scikit-learn")
 
 
@@ -76,15 +81,60 @@ def _check_resumable(out: Path, config_text: str) -> Path | None:
         raise InstrecError(f"{out}: no {CONFIG}, so no run to resume (drop --resume)")
     if (out / MODEL).exists():
         raise InstrecError(f"{out}: the run has finished ({MODEL} exists); nothing to resume")
-    saved = yaml.safe_load((out / CONFIG).read_text(encoding="utf-8"))
+    saved = _read_record(out / CONFIG, yaml.safe_load)
     difference = _first_difference(saved, yaml.safe_load(config_text))
     if difference:
         raise InstrecError(f"{out / CONFIG}: resuming needs the run's own config, but {difference}")
-    info = json.loads((out / RUN_INFO).read_text(encoding="utf-8"))
+    info = _read_record(out / RUN_INFO, json.loads)
+    checkpoint = out / LAST_CHECKPOINT
+    resumable = _check_checkpoint(checkpoint)
     info.setdefault("resumed", []).append({"at": _now(), "versions": package_versions()})
     write_text_atomic(out / RUN_INFO, json.dumps(info, indent=2) + "\n")
-    checkpoint = out / LAST_CHECKPOINT
-    return checkpoint if checkpoint.is_file() else None
+    return checkpoint if resumable else None
+
+
+def _read_record(path: Path, parse: Callable[[str], Any]) -> dict[str, Any]:
+    """A run's config or run.json as a mapping; a missing or damaged one is named."""
+    try:
+        record = parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InstrecError(f"{path}: missing, so the run cannot be resumed") from None
+    except (OSError, ValueError, yaml.YAMLError) as error:  # UnicodeError is a ValueError
+        raise InstrecError(f"{path}: damaged ({first_line(error)}); restore it") from None
+    if not isinstance(record, dict):
+        raise InstrecError(f"{path}: damaged (not a mapping); restore it")
+    return record
+
+
+def _check_checkpoint(path: Path) -> bool:
+    """Whether there is a checkpoint to resume from, after checking, before Lightning reads
+    it, that it is whole: a readable torch archive (weights_only: nothing unpickled) with
+    the parts Lightning restores and finite weights."""
+    import torch
+
+    if not os.path.lexists(path):
+        return False
+    try:
+        problem = input_problem(path)
+        if problem is not None:
+            raise ContentError(problem)
+        checkpoint = load_torch_file(path)
+        if not isinstance(checkpoint, dict):
+            raise ContentError("not a Lightning checkpoint")
+        lacking = [key for key in CHECKPOINT_PARTS if key not in checkpoint]
+        if lacking:
+            raise ContentError(f"lacks {', '.join(lacking)}")
+        weights = checkpoint["state_dict"]
+        if not isinstance(weights, dict) or not all(
+            isinstance(v, torch.Tensor) and (not v.is_floating_point() or bool(v.isfinite().all()))
+            for v in weights.values()
+        ):
+            raise ContentError("its state_dict holds something other than finite tensors")
+    except ContentError as error:
+        raise InstrecError(
+            f"{path}: damaged checkpoint ({error}); remove it to start again, or restore it"
+        ) from None
+    return True
 
 
 def _first_difference(saved: Any, new: Any, key: str = "") -> str | None:
