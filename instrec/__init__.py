@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,8 +15,10 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0"
 
 
-def load_model(path: str) -> Tagger:
-    """Load a saved model file for tagging: `instrec.load_model("model.pt").predict("song.mp3")`."""
+def load_model(model: str | Path | None = None) -> Tagger:
+    """A tagger: `instrec.load_model().predict("song.mp3")` with the default shipped model;
+    `load_model("NAME")` another shipped one (`instrec models`), `load_model("model.pt")`
+    or `load_model("model.onnx")` a model file of yours."""
     from instrec.tagging import load_model as _load_model
 
-    return _load_model(path)
+    return _load_model(model)

@@ -28,10 +28,24 @@ from instrec.tagging.tagger import Prediction, Tagger, find_audio, load_model
 SKIPPED_EXIT_CODE = 3  # `instrec predict` exit status when some input was skipped
 
 
+MODEL_SUFFIXES = (".pt", ".onnx")
+
+
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("model", type=Path, help="model file (.pt) or exported .onnx file")
     parser.add_argument(
-        "paths", type=Path, nargs="+", metavar="PATH", help="audio files or folders (recursive)"
+        "paths",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="audio files or folders (recursive); a first PATH that is a .pt or .onnx model "
+        "file is taken as --model, as in earlier versions",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME|PATH",
+        help="a shipped model's name (see 'instrec models') or a model file (.pt from "
+        "training, .onnx from export); None: the default shipped model",
     )
     parser.add_argument(
         "--format", choices=("table", "json", "csv"), default="table", help="output format"
@@ -79,15 +93,26 @@ def run(args: argparse.Namespace) -> int:
     for option, value in (("--top-k", args.top_k), ("--threads", args.threads)):
         if value is not None and value < 1:
             raise InstrecError(f"{option} must be at least 1, got {value}")
+    _model_from_paths(args)
     with contextlib.ExitStack() as claims:
         if args.output is not None:
             claims.enter_context(claim(args.output))
             refuse_to_overwrite(args.output, args.overwrite)
-            refuse_inputs_as_output(args.output, [args.model, *args.paths])
+            models = [] if args.model is None else [Path(args.model)]
+            refuse_inputs_as_output(args.output, [*models, *args.paths])
         if args.timeline is not None:
             claims.enter_context(claim(args.timeline))
             check_writable(args.timeline)
         return _tag(args)
+
+
+def _model_from_paths(args: argparse.Namespace) -> None:
+    """`instrec predict MODEL PATH...` (the earlier form): a first path that is a model
+    file, followed by more paths, is the model."""
+    first = args.paths[0]
+    named = first.suffix.lower() in MODEL_SUFFIXES and first.is_file()
+    if args.model is None and len(args.paths) > 1 and named:
+        args.model, args.paths = first, args.paths[1:]
 
 
 def _tag(args: argparse.Namespace) -> int:

@@ -402,3 +402,25 @@ def test_tagger_is_engine_agnostic(model_path: Path) -> None:
     tagger = load_model(model_path)
     assert isinstance(tagger, Tagger) and tagger.classes == IRMAS_CLASSES
     assert tagger.threshold == 0.5
+
+
+# ---- which model: --model NAME|PATH, the earlier positional form, the shipped default -------
+
+
+def test_model_given_with_the_option_or_first_as_before_tags_alike(
+    model_path: Path, audio_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    song = str(audio_dir / "a.mp3")
+    option = run_cli(["--model", str(model_path), song, "--format", "json"], capsys)
+    earlier = run_cli([str(model_path), song, "--format", "json"], capsys)
+    assert option[0] == earlier[0] == 0
+    assert json.loads(option[1]) == json.loads(earlier[1])
+    assert [p["path"] for p in json.loads(option[1])] == [song]  # the model is not tagged
+
+
+def test_an_unknown_model_name_is_one_line_naming_the_shipped_ones(
+    audio_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(["--model", "no-such-model", str(audio_dir / "a.mp3")], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "no-such-model: no such model file, nor a shipped model (shipped:" in err

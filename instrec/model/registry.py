@@ -57,9 +57,10 @@ def read_manifest(folder: Path | None = None) -> tuple[str | None, dict[str, Shi
 def resolve(
     name_or_path: str | Path | None = None, fmt: str = "onnx", folder: Path | None = None
 ) -> Path:
-    """The model file meant by `name_or_path`: an existing file as it is; a shipped model's
-    file in format `fmt` (checked against its sha256); None: the default shipped model."""
-    if name_or_path is not None and Path(name_or_path).is_file():
+    """The model file meant by `name_or_path`: a path as it is (anything that exists, has
+    a model suffix or a folder in it: its loader says what is wrong with it); a shipped
+    model's file in format `fmt` (checked against its sha256); None: the default one."""
+    if name_or_path is not None and _is_path(str(name_or_path)):
         return Path(name_or_path)
     default, models = read_manifest(folder)
     name = default if name_or_path is None else str(name_or_path)
@@ -76,6 +77,11 @@ def resolve(
         damaged = f"missing or damaged (its sha256 differs from {MANIFEST})"
         raise InstrecError(f"{path}: {damaged}; reinstall instrec")
     return path
+
+
+def _is_path(text: str) -> bool:
+    path = Path(text)
+    return path.exists() or path.is_symlink() or path.suffix in (".pt", ".onnx") or "/" in text
 
 
 def _sha256(path: Path) -> str:

@@ -31,6 +31,7 @@ from instrec.audio import (
     stream_audio,
 )
 from instrec.errors import AudioError
+from instrec.model.registry import resolve
 from instrec.tagging.geometry import WINDOW, Engine
 from instrec.tagging.onnx_engine import OnnxEngine
 from instrec.tagging.windows import SampleReader, window_logits
@@ -164,16 +165,19 @@ def find_audio(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]
         yield from usable
 
 
-def load_model(path: str | Path, threads: int | None = None, fast: bool = False) -> Tagger:
-    """A Tagger from a model file (.pt, run by PyTorch) or an exported .onnx file
-    (run by onnxruntime, torch not imported). `threads`: CPU threads (default: library's).
+def load_model(
+    model: str | Path | None = None, threads: int | None = None, fast: bool = False
+) -> Tagger:
+    """A Tagger from a shipped model's name (None: the default one; run by onnxruntime),
+    a model file (.pt, run by PyTorch) or an exported .onnx file (run by onnxruntime,
+    torch not imported). `threads`: CPU threads (default: the library's).
 
     `fast`: pool every window from frames computed once over the file even where the
     model's receptive field makes that differ from evaluation's lone windows (about twice
     as fast for the zoo's default front end; see Geometry, and docs/prediction.md for the
     measured change).
     """
-    path = Path(path)
+    path = resolve(model, "onnx")
     engine: Engine
     if path.suffix.lower() == ".onnx":
         engine = OnnxEngine.from_file(path, threads)
