@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 from collections.abc import Sequence
 
 from instrec.errors import InstrecError
+
+# errors about a path the user gave: input problems, reported like InstrecError
+PATH_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a program stopped by SIGPIPE
 
 # command -> (module, one-line help), in the order a newcomer meets them
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,8 +66,34 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; expected failures become one line, and a reader that stops early
+    (`instrec models | head -1`) ends it quietly."""
+    try:
+        try:
+            return _run_command(list(sys.argv[1:] if argv is None else argv))
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        if not _stdout_reader_gone():  # another pipe (a worker, a subprocess): not ours to hide
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, quietly
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll flags that as an error)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll here, or stdout is not a file
+        return False
+
+
+def _run_command(argv: list[str]) -> int:
     """Parse the command line, run one command, and turn expected failures into one line."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     top = _top_level_parser()
     if not argv or argv[0].startswith("-"):
         top.parse_args(argv or ["--help"])
@@ -74,11 +112,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except InstrecError as error:
-        print(f"instrec {command}: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(command, str(error))
+    except PATH_ERRORS as error:
+        if error.filename is None:  # not about a path: a bug, shown with its traceback
+            raise
+        return _fail(command, _path_error_text(error))
     except KeyboardInterrupt:
         print(f"instrec {command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"instrec {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _path_error_text(error: OSError) -> str:
+    """'PATH: reason', or 'PATH -> PATH2: reason' for a failed rename or link."""
+    paths = " -> ".join(os.fsdecode(name) for name in (error.filename, error.filename2) if name)
+    return f"{paths}: {error.strerror or error}"
 
 
 if __name__ == "__main__":

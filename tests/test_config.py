@@ -64,8 +64,8 @@ def test_overrides_are_typed_by_the_field() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("trainer.epoch=2", "unknown key 'epoch'"),
-        ("trainer.epochs=two", "trainer: epochs: expected int"),
+        ("trainer.epoch=2", "--set 'trainer.epoch=2': unknown key 'trainer.epoch'"),
+        ("trainer.epochs=two", "--set 'trainer.epochs=two': expected int"),
         ("trainer.epochs=true", "expected int"),
         ("augment.mixup_p=2", "mixup_p must be in [0, 1]"),
         ("stage=evaluate", "stage must be one of"),

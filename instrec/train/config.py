@@ -3,12 +3,17 @@
 A config file may start from another with `base: NAME` (a built-in name or a path
 relative to the file) and change only some fields. Any field can then be overridden
 from the command line with dotted keys, e.g. `--set trainer.epochs=2` or
-`--set model.options.sinc_stride=24`; values are parsed as YAML scalars. Unknown keys
-and wrong types are reported with the key's full dotted name.
+`--set model.options.sinc_stride=24`; values are parsed as YAML scalars. An unknown key
+or a wrong type is reported with the file or the `--set` argument it came from.
+
+Configs are small plain data, so anything else is refused with one line naming the file:
+YAML aliases (`*name`, a few lines of which can expand to billions of nodes), nesting
+deeper than MAX_DEPTH, files over MAX_CONFIG_BYTES, binary files and `base:` loops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -24,6 +29,8 @@ from instrec.errors import InstrecError
 from instrec.train.augment import AugmentConfig
 
 STAGES = ("pretrain", "finetune")
+MAX_CONFIG_BYTES = 1 << 20  # in whole MiB; the built-in configs are about 1 KB
+MAX_DEPTH = 20  # mappings and lists inside each other; a config needs 3
 
 
 @dataclass
@@ -91,9 +98,8 @@ def load_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Conf
     raw, source = _read_with_bases(str(name_or_path), Path.cwd(), seen=())
     for override in overrides:
         _apply_override(raw, override)
-    config = _build(Config, raw, source)
-    _validate(config, source)
-    return config
+    sets = " ".join(_set_argument(override) for override in overrides)
+    return config_from_dict(raw, f"{source} with {sets}" if sets else source)
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
@@ -138,16 +144,66 @@ def _read_with_bases(name: str, relative_to: Path, seen: tuple[Path, ...]) -> tu
     if path in seen:
         raise InstrecError(f"{path}: 'base' chain loops back to itself")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise InstrecError(f"{path}: unreadable config ({error})") from None
+        raw = _parse_yaml(_read_text(path)) or {}
+    except yaml.YAMLError as error:
+        raise InstrecError(f"{path}: unreadable config ({_yaml_reason(error)})") from None
     if not isinstance(raw, dict):
         raise InstrecError(f"{path}: a config must be a mapping of sections")
     base = raw.pop("base", None)
     if base is None:
         return raw, str(path)
-    merged, _ = _read_with_bases(str(base), path.parent, (*seen, path))
+    if not isinstance(base, str):
+        raise InstrecError(f"{path}: base must be a config name or path, not {base!r}")
+    merged, _ = _read_with_bases(base, path.parent, (*seen, path))
     return _merge(merged, raw), str(path)
+
+
+def _read_text(path: Path) -> str:
+    """The text of a config file, refusing a huge or binary one before parsing it."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise InstrecError(f"{path}: unreadable config ({error.strerror or error})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise InstrecError(f"{path}: over {MAX_CONFIG_BYTES >> 20} MiB, too large for a config")
+    if b"\0" not in data:
+        with contextlib.suppress(UnicodeDecodeError):
+            return data.decode("utf-8")
+    raise InstrecError(f"{path}: a binary file, not a YAML config (which is UTF-8 text)")
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML as plain data, without aliases and without deep nesting (see the module doc)."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            problem = "aliases (*name) are not allowed in configs; use 'base:' to share settings"
+        elif self.depth >= MAX_DEPTH:
+            problem = f"nested more than {MAX_DEPTH} levels deep"
+        else:
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+        raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader: plain data only
+
+
+def _yaml_reason(error: yaml.YAMLError) -> str:
+    """PyYAML's message (several lines, with an excerpt) as one: where, and what."""
+    mark = getattr(error, "problem_mark", None)
+    what = ", ".join(filter(None, (getattr(error, n, None) for n in ("context", "problem"))))
+    if mark is None or not what:
+        return " ".join(str(error).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -162,19 +218,53 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set KEY=VALUE in `raw`, first checking KEY against the fields and VALUE against the
+    field's type, so that a mistake is reported with this --set argument, not the file."""
+    where = _set_argument(override)
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
-        raise InstrecError(f"--set {override!r}: expected KEY=VALUE, e.g. trainer.epochs=2")
-    *parents, leaf = key.strip().split(".")
+        raise InstrecError(f"{where}: expected KEY=VALUE, e.g. trainer.epochs=2")
+    *parents, leaf = parts = key.strip().split(".")
+    hint = _field_type(parts, where)
+    try:
+        value = _parse_yaml(text)
+    except yaml.YAMLError as error:
+        raise InstrecError(f"{where}: unreadable value ({_yaml_reason(error)})") from None
+    _convert(value, hint, where)
     node = raw
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise InstrecError(f"--set {override!r}: {part!r} is not a section")
-    try:
-        node[leaf] = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise InstrecError(f"--set {override!r}: unreadable value ({error})") from None
+            raise InstrecError(f"{where}: {part!r} is not a section")
+    node[leaf] = value
+
+
+def _set_argument(override: str) -> str:
+    return f"--set {override!r}"
+
+
+def _field_type(parts: list[str], where: str) -> Any:
+    """The type of the field that dotted `parts` name; keys inside a free mapping
+    (model.options) are left to the code that reads them."""
+    hint: Any = Config
+    for depth, part in enumerate(parts):
+        if hint is Any or typing.get_origin(hint) is dict:
+            return Any
+        section = ".".join(parts[:depth])
+        if not dataclasses.is_dataclass(hint):
+            raise InstrecError(f"{where}: {section} is a value, not a section")
+        known = _field_names(typing.cast(type, hint))
+        if part not in known:
+            raise InstrecError(
+                f"{where}: unknown key {'.'.join(parts[: depth + 1])!r} "
+                f"({section or 'the config'} has: {', '.join(known)})"
+            )
+        hint = typing.get_type_hints(hint)[part]
+    return hint
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
@@ -182,12 +272,15 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise InstrecError(f"{where}: expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls) if f.init]
-    unknown = sorted(set(raw) - set(known))
+    known = _field_names(cls)
+    unknown = sorted((key for key in raw if key not in known), key=str)
     if unknown:
         raise InstrecError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(known)})")
     values = {key: _convert(raw[key], hints[key], f"{where}: {key}") for key in raw}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except InstrecError as error:  # the section's own checks, e.g. AugmentConfig's ranges
+        raise InstrecError(f"{where}: {error}") from None
 
 
 def _convert(value: Any, hint: Any, where: str) -> Any:

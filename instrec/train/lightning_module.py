@@ -1,7 +1,9 @@
 """`Training`: the whole recipe of a training step, as a LightningModule.
 
-Augment the batch, forward, the loss, the warm-up + cosine schedule, and a stop before a
-NaN/inf loss or gradient reaches the weights:
+Augment the batch, forward, the loss, the warm-up + cosine schedule, and a stop when the
+run diverges (`Divergence`): before a NaN/inf loss or gradient reaches the weights, and
+when every value is still finite but the loss, the gradients, the weights or the
+validation score show that the learning rate was far too high:
 
     pre-training: CE with label smoothing 0.05 over instrument ids, mixup's soft targets
     fine-tuning:  a new sigmoid head over the IRMAS classes, element-wise BCE
@@ -30,6 +32,25 @@ from instrec.train.schedule import warmup_cosine
 
 DEFAULT_THRESHOLD = 0.5  # sigmoid probability, kept when there is no validation split
 
+# Divergence with every value finite (e.g. optim.peak_lr=1e3: the loss at 1e5 after one
+# step, weights heading for 1e28, a model naming every instrument at 1.00). Each bound is
+# far outside healthy training: the tiny test runs and the paper's recipes keep the loss
+# and the gradient norm within 2x of their first values, while learning rates 1e3x too
+# high put the loss 1e5x above it at once; one bad batch never stops a run (SUSTAIN).
+LOSS_FACTOR = 10.0  # the training loss above 10x its first value ...
+LOSS_FLOOR = 10.0  # ... and above 10 nats: confidently wrong on nearly every clip (CE or BCE)
+GRADIENT_FACTOR = 1e3  # the gradient norm above 1000x its first value ...
+GRADIENT_FLOOR = 1e3  # ... and above 1000 (healthy runs: about 1 to 20)
+SUSTAIN = 3  # for this many steps in a row
+# a parameter tensor's largest |w| beyond 1e4 x max(its size at the start, 1): Adam moves a
+# weight by about the learning rate per step, so a paper-length run at 1e-3 (~7e4 steps)
+# can move one by about 70 at most, and the sinc cut-offs (thousands of Hz) scale their own
+WEIGHT_FACTOR = 1e4
+# the validation score (pre-training: accuracy, fine-tuning: F1-micro) collapsed: after
+# rising CHANCE_GAIN above a constant model's score it keeps under KEPT_GAIN of that gain
+CHANCE_GAIN = 0.2
+KEPT_GAIN = 0.1
+
 
 class Training(L.LightningModule):
     """One training stage of a Recognizer: the loss is the only difference between them."""
@@ -45,6 +66,7 @@ class Training(L.LightningModule):
             else None
         )
         self.threshold = DEFAULT_THRESHOLD  # chosen on validation after each fine-tuning epoch
+        self.divergence = Divergence()
         self._valid: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # ---- the step -------------------------------------------------------------------
@@ -57,7 +79,11 @@ class Training(L.LightningModule):
         logits = self.model(waves)  # (batch, classes)
         loss = self.loss(logits, targets)
         value = float(loss.detach())  # a NaN/inf loss must not reach the weights
-        self._stop_if(not math.isfinite(value), f"the training loss is {value} (not finite)")
+        self._stop_if(
+            f"the training loss is {value} (not finite)"
+            if not math.isfinite(value)
+            else self.divergence.rising("training loss", value, LOSS_FACTOR, LOSS_FLOOR)
+        )
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
@@ -90,26 +116,49 @@ class Training(L.LightningModule):
         seed = int(np.random.SeedSequence(key).generate_state(1)[0])
         return torch.Generator(device=self.device).manual_seed(seed)
 
-    def _stop_if(self, bad: bool, what: str) -> None:
-        """Stop every rank, if any rank saw `bad`, before the value reaches the weights;
-        the last checkpoint stays good."""
-        if self.trainer.strategy.reduce_boolean_decision(bad, all=False):
+    def _stop_if(self, problem: str | None) -> None:
+        """Stop every rank if any rank found a problem; raised before the step that showed it
+        is saved, so the checkpoints written so far stay, and fit() writes no model file."""
+        if self.trainer.strategy.reduce_boolean_decision(problem is not None, all=False):
+            what = problem or "another process found training diverging (see its message)"
             raise InstrecError(
-                f"step {self.global_step}: {what}; stopped. The last good checkpoint is kept "
-                "for inspection; lower optim.peak_lr before training again"
+                f"step {self.global_step}: {what}; training diverged and was stopped, without a "
+                f"model file (the last checkpoint is kept for inspection). Lower optim.peak_lr "
+                f"(now {self.config.optim.peak_lr:g}) and train again"
             )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Stop before a NaN/inf gradient reaches the weights (a finite loss can still
-        give one, e.g. through a zero-variance LDE component). fp16's grad scaler skips
-        overflowing steps by itself, so its infinities are left to it."""
-        if self.trainer.precision.startswith("16"):
-            return
+        give one, e.g. through a zero-variance LDE component), or when the gradient norm
+        explodes. fp16's grad scaler skips overflowing steps by itself, so its gradients
+        are left to it."""
+        if not self.trainer.precision.startswith("16"):
+            self._stop_if(self._gradient_problem())
+
+    def _gradient_problem(self) -> str | None:
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        bad = bool(grads) and not bool(
-            torch.isfinite(torch.stack([torch.linalg.vector_norm(g) for g in grads])).all()
-        )
-        self._stop_if(bad, "a gradient is not finite (the loss was)")
+        if not grads:
+            return None
+        norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])
+        norm = float(torch.linalg.vector_norm(norms.double()))  # NaN/inf if any one is
+        if not math.isfinite(norm):
+            return "a gradient is not finite (the loss was)"
+        return self.divergence.rising("gradient norm", norm, GRADIENT_FACTOR, GRADIENT_FLOOR)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The step, then a check of what it did to the weights, made before a checkpoint
+        callback can save them."""
+        super().optimizer_step(*args, **kwargs)
+        self._stop_if(self.divergence.exploded(self._weight_sizes()))
+
+    def on_train_start(self) -> None:
+        """The weights' sizes as this process starts training (after a resume: restored)."""
+        names = [name for name, _ in self.model.named_parameters()]
+        self.divergence.limit_weights(names, self._weight_sizes())
+
+    def _weight_sizes(self) -> torch.Tensor:
+        """The largest |w| of every parameter tensor of the model, (tensors,)."""
+        return torch.stack([p.detach().abs().max() for p in self.model.parameters()])
 
     # ---- validation -----------------------------------------------------------------
 
@@ -134,6 +183,19 @@ class Training(L.LightningModule):
                 "valid_threshold": torch.tensor(self.threshold),
             }
         self.log_dict(metrics, prog_bar=True, sync_dist=True)  # identical on every rank already
+        name, score, chance = self._score_and_chance(metrics, targets)
+        self._stop_if(self.divergence.collapsed(name, score, chance))
+
+    def _score_and_chance(
+        self, metrics: dict[str, torch.Tensor], targets: torch.Tensor
+    ) -> tuple[str, float, float]:
+        """The stage's validation score and the score of a constant model: the most frequent
+        class's share (accuracy), or F1 of calling every class present (F1-micro)."""
+        if self.config.stage == "pretrain":
+            counts = torch.bincount(targets.argmax(1), minlength=targets.shape[1])
+            return "valid_acc", float(metrics["valid_acc"]), float(counts.max()) / len(targets)
+        positive = float(targets.float().mean())
+        return "valid_f1_micro", float(metrics["valid_f1_micro"]), 2 * positive / (1 + positive)
 
     def _gathered(self, x: torch.Tensor) -> torch.Tensor:
         """(this rank's validation items, classes) -> (every validation item once, classes):
@@ -147,6 +209,71 @@ class Training(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["instrec_threshold"] = self.threshold
+        checkpoint["instrec_divergence"] = self.divergence.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.threshold = float(checkpoint.get("instrec_threshold", DEFAULT_THRESHOLD))
+        self.divergence.load_state_dict(checkpoint.get("instrec_divergence", {}))
+
+
+class Divergence:
+    """The signs of a diverging run that keeps every value finite (bounds above).
+
+    Each check returns what it found, or None. The first values and the best validation
+    gain travel in checkpoints, so a resumed run is judged against its own start.
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}  # "training loss", "gradient norm": the first step's
+        self.streak: dict[str, int] = {}  # steps in a row over the bound
+        self.best_gain = 0.0  # the best validation score's margin over chance
+        self.weight_names: list[str] = []
+        self.weight_limits: torch.Tensor | None = None  # (parameter tensors,)
+
+    def rising(self, name: str, value: float, factor: float, floor: float) -> str | None:
+        """`name` above `factor` x its first value and above `floor`, SUSTAIN steps in a row."""
+        first = self.first.setdefault(name, value)
+        high = value > max(factor * first, floor)
+        self.streak[name] = self.streak.get(name, 0) + 1 if high else 0
+        if self.streak[name] < SUSTAIN:
+            return None
+        return (
+            f"the {name} has been over {factor:g}x its first value ({first:.3g}) for "
+            f"{SUSTAIN} steps (now {value:.3g})"
+        )
+
+    def limit_weights(self, names: list[str], sizes: torch.Tensor) -> None:
+        """Bounds for the parameter tensors `names`, from their largest |w| now."""
+        self.weight_names = names
+        self.weight_limits = WEIGHT_FACTOR * sizes.clamp(min=1.0)
+
+    def exploded(self, sizes: torch.Tensor) -> str | None:
+        """The first parameter tensor whose largest |w| is beyond its limit, if any."""
+        if self.weight_limits is None:
+            return None
+        over = (sizes > self.weight_limits) | ~torch.isfinite(sizes)
+        if not bool(over.any()):
+            return None
+        k = int(over.nonzero()[0, 0])
+        return (
+            f"the weights {self.weight_names[k]} reached |w| = {float(sizes[k]):.3g}, beyond "
+            f"{float(self.weight_limits[k]):.3g} ({WEIGHT_FACTOR:g}x their size at the start)"
+        )
+
+    def collapsed(self, name: str, score: float, chance: float) -> str | None:
+        """The validation score back at a constant model's after clearly rising above it."""
+        gain = score - chance
+        self.best_gain = max(self.best_gain, gain)
+        if self.best_gain < CHANCE_GAIN or gain > KEPT_GAIN * self.best_gain:
+            return None
+        return (
+            f"{name} fell to {score:.3f}, a constant model's score ({chance:.3f}), after "
+            f"reaching {chance + self.best_gain:.3f}"
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"first": dict(self.first), "best_gain": self.best_gain}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.first = dict(state.get("first", {}))
+        self.best_gain = float(state.get("best_gain", 0.0))
