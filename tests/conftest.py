@@ -15,3 +15,18 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Count the hostile-input and fault cases (tests marked `fault`) in the summary."""
+    reports = [
+        report
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", "call") == "call" and "fault" in report.keywords
+    ]
+    if reports:
+        failed = sum(report.failed for report in reports)
+        terminalreporter.write_line(
+            f"fault matrix: {len(reports)} hostile-input and fault cases run, {failed} failed"
+        )

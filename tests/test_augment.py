@@ -295,6 +295,7 @@ def test_the_full_chain_keeps_silence_finite() -> None:
     assert torch.isfinite(out).all() and torch.isfinite(soft).all()
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_runs_on_the_batch_device() -> None:
     waves, targets = _batch()

@@ -22,8 +22,9 @@ import yaml
 from instrec.data.store import ClipStore, Entry, StoreWriter
 from instrec.errors import InstrecError
 from instrec.model.io import load_model_file
-from instrec.train.augment import AugmentConfig
+from instrec.train.augment import AugmentConfig, concatenate_notes
 from instrec.train.config import Config, load_config
+from instrec.train.data_module import clip_loader
 from instrec.train.dataset import ClipDataset, EpochSampler, _members_by_group
 from instrec.train.fit import finetune, pretrain
 
@@ -115,7 +116,8 @@ def test_concatenation_joins_notes_of_the_same_instrument_only(tmp_path: Path) -
             writer.add(entry, [np.full(SR, i + 1, dtype=np.float32)], [{}])
         writer.finish(SR, {})
     store = ClipStore.open(tmp_path / "s")
-    dataset = ClipDataset(store, np.arange(10), AugmentConfig(concat_p=1.0), seed=0)
+    pieces = AugmentConfig(concat_p=1.0, concat_mode="pieces")  # whole notes would fill 1 s
+    dataset = ClipDataset(store, np.arange(10), pieces, seed=0)
     for item in range(10):
         wave, target = dataset[(item, 0)]
         levels, counts = np.unique(wave.numpy(), return_counts=True)
@@ -126,6 +128,120 @@ def test_concatenation_joins_notes_of_the_same_instrument_only(tmp_path: Path) -
     again = dataset[(3, 0)][0]
     assert torch.equal(again, dataset[(3, 0)][0])  # seeded by (seed, epoch, item)
     assert not torch.equal(again, dataset[(3, 1)][0])
+
+
+def short_notes(path: Path) -> ClipStore:
+    """12 training notes of 3 instruments (item % 3): each holds the level (item + 1) / 16
+    for 0.2-0.5 s, then silence, so concatenation visibly joins notes in either mode."""
+    rng = np.random.default_rng(0)
+    with StoreWriter(path, "nsynth", ("a", "b", "c")) as writer:
+        for i in range(12):
+            wave = np.zeros(SR, dtype=np.float32)
+            wave[: round(rng.uniform(0.2, 0.5) * SR)] = (i + 1) / 16
+            writer.add(Entry(Path(f"{i}.wav"), f"{i}.wav", (i % 3,), "train", i % 3), [wave], [{}])
+        writer.finish(SR, {})
+    return ClipStore.open(path)
+
+
+def one_key(
+    store: ClipStore,
+    items: np.ndarray,
+    augment: AugmentConfig | None,
+    seed: int,
+    key: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """What a dataset key means, read clip by clip: the note and, for pre-training, up to 4
+    other training notes of its instrument drawn by the (seed, epoch, item) generator,
+    then concatenate_notes with that same generator."""
+    item, epoch = key
+    wave = store.audio(item)
+    if augment is not None:
+        rng = np.random.default_rng([seed, epoch, item])
+        group = items[store.groups[items] == store.groups[item]]
+        others = group[group != item]
+        chosen = rng.choice(others, size=min(4, others.size), replace=False)
+        partners = [store.audio(int(i)) for i in chosen]
+        wave = concatenate_notes(wave, partners, rng, length=SR, sr=SR, p=augment.concat_p,
+                                 mode=augment.concat_mode, trim_db=augment.concat_trim_db,
+                                 seconds=augment.concat_seconds)  # fmt: skip
+    return wave, np.asarray(store.targets[item])
+
+
+@pytest.mark.parametrize("concat_p", [0.0, 0.5, 1.0])
+def test_loader_batches_hold_each_keys_clip_in_order_also_after_a_resume(
+    tmp_path: Path, concat_p: float
+) -> None:
+    store = short_notes(tmp_path / "s")
+    items = store.indices("train")
+    augment = AugmentConfig(concat_p=concat_p) if concat_p else None
+    dataset = ClipDataset(store, items, augment, seed=5)
+    sampler = EpochSampler(items, True, seed=5)
+    sampler.set_epoch(1)
+    keys = list(sampler)
+    whole = list(clip_loader(dataset, sampler, 4, True, 0))
+    sampler.resume(1, 4)  # one batch done
+    resumed = list(clip_loader(dataset, sampler, 4, True, 0))
+    expected = [one_key(store, items, augment, 5, key) for key in keys]
+    assert len(whole) == 3 and len(resumed) == 2
+    for k, (waves, targets) in enumerate(whole):
+        assert torch.equal(waves, torch.from_numpy(np.stack([w for w, _ in expected[4 * k :][:4]])))
+        assert torch.equal(
+            targets, torch.from_numpy(np.stack([t for _, t in expected[4 * k :][:4]]))
+        )
+    for (waves, targets), (again, again_targets) in zip(whole[1:], resumed, strict=True):
+        assert torch.equal(waves, again) and torch.equal(targets, again_targets)
+    assert torch.equal(dataset[keys[5]][0], whole[1][0][1])  # one key alone: the same clip
+    pairs = zip(expected, keys, strict=True)
+    joined = sum(not np.array_equal(wave, store.audio(item)) for (wave, _), (item, _) in pairs)
+    low, high = {0.0: (0, 0), 0.5: (1, 11), 1.0: (12, 12)}[concat_p]
+    assert low <= joined <= high  # concatenation ran where it should
+
+
+def test_a_batch_is_read_in_two_store_reads_not_one_per_clip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = short_notes(tmp_path / "s")
+    items = store.indices("train")
+    reads: list[int] = []
+    batch = ClipStore.batch
+
+    def counted(self: ClipStore, idx: Any) -> np.ndarray:
+        reads.append(len(idx))
+        return batch(self, idx)
+
+    def per_clip(self: ClipStore, i: int) -> np.ndarray:
+        raise AssertionError("one read per clip")
+
+    monkeypatch.setattr(ClipStore, "batch", counted)
+    monkeypatch.setattr(ClipStore, "audio", per_clip)
+    dataset = ClipDataset(store, items, AugmentConfig(concat_p=1.0), seed=0)
+    waves, targets = next(iter(clip_loader(dataset, EpochSampler(items, True), 8, True, 0)))
+    assert waves.shape == (8, SR) and targets.shape == (8, 3)
+    assert len(reads) == 2 and reads[0] == 8  # the notes, then their partners (distinct ones)
+    assert 0 < reads[1] <= len(items)  # each distinct partner once
+
+
+@pytest.mark.slow
+def test_loader_workers_persist_across_epochs_and_deliver_the_same_batches(tmp_path: Path):
+    store = short_notes(tmp_path / "s")
+    items = store.indices("train")
+    dataset = ClipDataset(store, items, AugmentConfig(concat_p=0.5), seed=1)
+
+    def two_epochs(workers: int) -> tuple[Any, list[Any]]:
+        sampler = EpochSampler(items, True, seed=1)
+        loader = clip_loader(dataset, sampler, 4, True, workers, pin_memory=False)
+        batches = []
+        for epoch in (0, 1):
+            sampler.set_epoch(epoch)
+            batches += list(loader)
+        return loader, batches
+
+    loader, in_a_worker = two_epochs(1)
+    _, here = two_epochs(0)
+    assert loader.persistent_workers and len(here) == 6
+    for (waves, targets), (again, again_targets) in zip(in_a_worker, here, strict=True):
+        assert torch.equal(waves, again) and torch.equal(targets, again_targets)
+    assert not torch.equal(here[0][0], here[3][0])  # epoch 1 is another order
 
 
 # ---- runs ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
 from instrec.train.augment import AugmentConfig, concatenate_notes
 
-PARTNERS_PER_NOTE = 4  # same-instrument notes offered to one concatenation (each 0.2-0.6 s)
+PARTNERS_PER_NOTE = 4  # same-instrument notes offered to one concatenation
 
 
 class ClipDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -51,29 +51,76 @@ class ClipDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return len(self.store)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        item, epoch = key
-        wave = self.store.audio(item)  # (samples,)
-        if self.augment is not None and self.augment.concat_p > 0:
-            rng = np.random.default_rng([self.seed, epoch, item])
-            wave = concatenate_notes(
-                wave,
-                self._partner_notes(item, rng),
-                rng,
-                length=wave.size,
-                sr=self.store.sample_rate,
-                p=self.augment.concat_p,
-                seconds=self.augment.concat_seconds,
-            )
-        target = np.array(self.store.targets[item], dtype=np.float32)  # (classes,), a copy
-        return torch.from_numpy(wave), torch.from_numpy(target)
+        return self.__getitems__([key])[0]
 
-    def _partner_notes(self, item: int, rng: np.random.Generator) -> list[np.ndarray]:
+    def __getitems__(
+        self, keys: Sequence[tuple[int, int]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The clips of many keys at once; the DataLoader passes a whole batch's keys here.
+
+        The notes come from one `ClipStore.batch` read and the partners of the notes that
+        concatenation joins from another, instead of one read per clip and per partner, so
+        a worker keeps up with a GPU step (benchmarks/loader_throughput.py, docs/gpu.md).
+        Items, order and random draws are those of one key at a time. Reads follow the
+        sampler's order: sorting them costs more (a gather of the batch) than it saves once
+        the store is in the page cache, and random notes of a large store are not
+        contiguous either way.
+        """
+        items = np.fromiter((item for item, _ in keys), dtype=np.int64, count=len(keys))
+        waves = self.store.batch(items)  # (keys, samples) float32, a fresh array
+        if self.augment is not None and self.augment.concat_p > 0:
+            self._concatenate(waves, keys, self.augment)
+        targets = np.array(self.store.targets[items], dtype=np.float32)  # (keys, classes)
+        return list(zip(torch.from_numpy(waves), torch.from_numpy(targets), strict=True))
+
+    def _concatenate(
+        self, waves: np.ndarray, keys: Sequence[tuple[int, int]], augment: AugmentConfig
+    ) -> None:
+        """Join rows of `waves` (in place) to same-group partners. A row's draws are seeded
+        by (seed, epoch, item): first its partners, then concatenate_notes' own, whose first
+        draw decides whether the note is joined at all (u < concat_p). Peeking at that draw
+        lets only the joined rows' partners be read (in one store read): at concat_p 0.5,
+        half the partner reads, which are most of a batch's cost."""
+        joined: list[tuple[int, np.random.Generator, np.ndarray]] = []
+        for row, (item, epoch) in enumerate(keys):
+            rng = np.random.default_rng([self.seed, epoch, item])
+            partners = self._partners(item, rng)
+            if partners.size and _peek_uniform(rng) < augment.concat_p:
+                joined.append((row, rng, partners))
+        if not joined:
+            return
+        wanted = np.concatenate([partners for _, _, partners in joined])
+        distinct, where = np.unique(wanted, return_inverse=True)
+        notes = self.store.batch(distinct)  # (distinct partners, samples)
+        ends = np.cumsum([partners.size for _, _, partners in joined])
+        for (row, rng, _), rows in zip(joined, np.split(where, ends[:-1]), strict=True):
+            waves[row] = concatenate_notes(
+                waves[row],
+                [notes[k] for k in rows],
+                rng,
+                length=waves.shape[1],
+                sr=self.store.sample_rate,
+                p=augment.concat_p,
+                mode=augment.concat_mode,
+                trim_db=augment.concat_trim_db,
+                seconds=augment.concat_seconds,
+            )
+
+    def _partners(self, item: int, rng: np.random.Generator) -> np.ndarray:
+        """Up to PARTNERS_PER_NOTE other items of `item`'s group, drawn from `rng`."""
         group = self.partners.get(int(self.store.groups[item]), np.zeros(0, dtype=np.int64))
         others = group[group != item]
         if others.size == 0:
-            return []
-        chosen = rng.choice(others, size=min(PARTNERS_PER_NOTE, others.size), replace=False)
-        return [self.store.audio(int(i)) for i in chosen]
+            return others
+        return rng.choice(others, size=min(PARTNERS_PER_NOTE, others.size), replace=False)
+
+
+def _peek_uniform(rng: np.random.Generator) -> float:
+    """The uniform [0, 1) draw `rng.random()` would give next, leaving `rng` where it was."""
+    state = rng.bit_generator.state
+    value = rng.random()
+    rng.bit_generator.state = state
+    return value
 
 
 def _members_by_group(groups: np.ndarray, items: np.ndarray) -> dict[int, np.ndarray]:
