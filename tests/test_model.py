@@ -16,8 +16,9 @@ from instrec.model.lde import LDEPooling
 from instrec.model.resnet import BasicBlock
 from instrec.model.sincnet import SincConv, hz_to_mel
 from instrec.model.zoo import (
+    MEL_MODEL_NAMES,
     MODEL_NAMES,
-    PAPER_PARAMETERS,
+    VARIANTS,
     Recognizer,
     build_model,
     count_macs,
@@ -30,12 +31,13 @@ SR = 16_000
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-# SPEC: LDE 8 x 128 and a linear 1024 -> 11 head, sinc cut-offs not included
+# SPEC: every trainable tensor once - 256 sinc cut-offs, spec batch norm, body, LDE 8 x 128
+# and the fine-tuning head on 11 classes
 SPEC_COUNTS = {
-    "resnet34": 1_345_987,
-    "sharesnet34": 834_499,
-    "sharesnet28": 750_915,
-    "sharesnet18": 516_995,
+    "resnet34": 1_348_293,
+    "sharesnet34": 836_805,
+    "sharesnet28": 753_221,
+    "sharesnet18": 519_301,
 }
 
 
@@ -54,17 +56,11 @@ def tiny(name: str = "sharesnet18", **overrides: object) -> Recognizer:
 
 
 @pytest.mark.parametrize("name", sorted(SPEC_COUNTS))
-def test_parameter_counts_match_spec_and_paper(name: str) -> None:
-    model = build_model(name, num_classes=11)
-    total = count_parameters(model)
-    sinc = count_parameters(model.sinc)
-    assert sinc == 2 * 122  # one low cut-off and one band width per filter
-    assert total - sinc == SPEC_COUNTS[name]
-    paper = PAPER_PARAMETERS[name]
-    if name == "resnet34":  # printed as "1.3 M": two significant digits
-        assert round(total, -5) == paper
-    else:  # printed to the thousand: acceptance is within 3 %
-        assert abs(total - paper) / paper < 0.03
+def test_parameter_counts_match_spec(name: str) -> None:
+    """The paper's printed digits themselves: tests/test_model_fidelity.py."""
+    model = build_model(name, num_classes=11)  # the fine-tuning head by default
+    assert count_parameters(model.sinc) == 2 * 128  # one low cut-off and one band per filter
+    assert count_parameters(model) == SPEC_COUNTS[name]
 
 
 def test_quarter_width_resnet34_stages_match_spec() -> None:
@@ -76,9 +72,11 @@ def test_quarter_width_resnet34_stages_match_spec() -> None:
 
 
 def test_lde_and_head_sizes() -> None:
-    model = build_model("resnet18", num_classes=11)
+    model = build_model("resnet18", num_classes=1006, head="pretrain")
     assert count_parameters(model.lde) == 8 * 128 + 8
-    assert count_parameters(model.head) == 1024 * 11 + 11
+    assert count_parameters(model.head) == (1024 * 512 + 512) + 2 * 512 + (512 * 1006 + 1006)
+    model.replace_head(11)
+    assert count_parameters(model.head) == 2 * 1024 + (1024 * 11 + 11)
 
 
 def test_width_multiplier_grows_features_and_embedding() -> None:
@@ -122,19 +120,32 @@ def test_sinc_kernels_are_band_pass_at_their_cutoffs(f1: float, f2: float) -> No
 
 
 def test_default_sinc_is_mel_initialised_with_minimums() -> None:
-    sinc = SincConv()  # 122 filters, 50 ms -> 801 taps, 12 ms -> 192-sample stride
-    assert sinc.kernel_size == 801 and sinc.stride == 192
+    sinc = SincConv()  # 128 filters, 50 ms -> 801 taps, 12 ms -> 192-sample stride
+    assert sinc.filters == 128 and sinc.kernel_size == 801 and sinc.stride == 192
+    assert sinc.padding == "reflect"
+    low, high = (t.detach().numpy().astype(np.float64) for t in sinc.cutoffs())
+    # the authors' code: mel edges from 5 Hz to sr/2 - 10 Hz, each band 5 Hz (min low) above
+    # its edge and ending 10 Hz (min low + min band) above the next
+    edges = np.append(low - 5.0, high[-1] - 10.0)
+    assert edges[0] == pytest.approx(5.0) and edges[-1] == pytest.approx(SR / 2 - 10, abs=0.01)
+    steps = np.diff(hz_to_mel(edges))
+    assert np.allclose(steps, steps[0], rtol=1e-3)  # equal steps on the mel scale
+    assert np.allclose(high[:-1] - 10.0, edges[1:-1], rtol=1e-4)
+    assert np.all(high - low >= 5.0 - 1e-3) and high[-1] == SR / 2
+
+
+def test_mel_edges_initialisation_tiles_the_range_exactly() -> None:
+    sinc = SincConv(init="mel-edges")
     low, high = (t.detach().numpy().astype(np.float64) for t in sinc.cutoffs())
     assert low[0] == pytest.approx(5.0)  # min low
     assert np.all(high - low >= 5.0 - 1e-3)  # min band
-    assert high[-1] <= SR / 2
     edges = np.append(low, high[-1])
     steps = np.diff(hz_to_mel(edges))
     assert np.allclose(steps, steps[0], rtol=1e-3)  # equal steps on the mel scale
     assert np.allclose(low[1:], high[:-1], rtol=1e-4)  # adjacent bands tile the range
 
 
-@pytest.mark.parametrize("init", ["linear", "midi"])
+@pytest.mark.parametrize("init", ["mel-edges", "linear", "midi"])
 def test_other_initialisations_give_valid_increasing_bands(init: str) -> None:
     sinc = SincConv(init=init)
     low, high = (t.detach().numpy() for t in sinc.cutoffs())
@@ -146,9 +157,14 @@ def test_unknown_sinc_initialisation_is_rejected() -> None:
         build_model("resnet18", sinc_init="bark")
 
 
-def test_sinc_output_frames_follow_same_padding() -> None:
-    sinc = SincConv(filters=4)
-    for samples in (1, 191, 192, 193, 16_000):
+@pytest.mark.parametrize(
+    ("padding", "lengths"), [("zeros", (1, 191, 192, 193, 16_000)), ("reflect", (401, 577))]
+)
+def test_sinc_output_frames_follow_same_padding(padding: str, lengths: tuple[int, ...]) -> None:
+    """Either padding makes ceil(samples / stride) frames; reflecting 400 samples each side
+    needs at least 401 (shorter clips: tests/test_model_fidelity.py)."""
+    sinc = SincConv(filters=4, padding=padding)
+    for samples in lengths:
         assert sinc(torch.zeros(2, samples)).shape == (2, 4, math.ceil(samples / 192))
 
 
@@ -201,9 +217,13 @@ def test_plain_resnet_blocks_do_not_share() -> None:
 # ---- shapes and the API ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("samples", [16_000, 8_000, 48_000, 12_345, 97, 1])
-def test_shapes_for_any_length(samples: int) -> None:
-    model = tiny(num_classes=5).eval()
+@pytest.mark.parametrize(
+    ("samples", "padding"),
+    [(16_000, "reflect"), (8_000, "reflect"), (48_000, "reflect"), (12_345, "reflect"),
+     (401, "reflect"), (97, "zeros"), (1, "zeros")],
+)  # fmt: skip
+def test_shapes_for_any_length(samples: int, padding: str) -> None:
+    model = tiny(num_classes=5, sinc_padding=padding).eval()
     wave = torch.randn(3, samples)
     with torch.no_grad():
         frames = model.frame_features(wave)
@@ -216,7 +236,7 @@ def test_default_frame_rate_and_dims() -> None:
     model = build_model("sharesnet18")
     assert model.samples_per_frame == 192 * 8
     assert model.embedding_dim == 1024
-    assert model.head.in_features == 1024 and model.head.out_features == 11
+    assert model.head.out.in_features == 1024 and model.head.out.out_features == 11
 
 
 def test_forward_is_head_of_pool_of_frame_features() -> None:
@@ -230,10 +250,11 @@ def test_forward_is_head_of_pool_of_frame_features() -> None:
 
 
 def test_replace_head_keeps_body_weights() -> None:
-    model = tiny(num_classes=1006)
+    model = tiny(num_classes=1006, head="pretrain")
     body = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("head.")}
     model.replace_head(11)
-    assert model.head.out_features == 11 and model.config.num_classes == 11
+    assert model.head.out.out_features == 11 and model.config.num_classes == 11
+    assert model.config.head == "finetune"
     state = model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in body.items())
     assert model(torch.randn(2, 1600)).shape == (2, 11)
@@ -314,10 +335,13 @@ def test_meta_device_mac_count_equals_a_real_run() -> None:
 def test_models_command_lists_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["models", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [row["name"] for row in rows] == list(MODEL_NAMES)
+    assert [row["name"] for row in rows] == list(VARIANTS) == [*MODEL_NAMES, *MEL_MODEL_NAMES]
     by_name = {row["name"]: row for row in rows}
     for name, count in SPEC_COUNTS.items():
-        assert by_name[name]["parameters_without_sinc"] == count
+        assert by_name[name]["parameters"] == count
+        assert by_name[name]["parameters_without_sinc"] == count - 2 * 128
+        # the mel front end has nothing to learn: the same model less the sinc cut-offs
+        assert by_name[f"{name}-mel"]["parameters"] == count - 2 * 128
     # sharing removes parameters, not computation
     assert by_name["sharesnet34"]["macs"] == by_name["resnet34"]["macs"]
     assert by_name["resnet18"]["macs"] < by_name["resnet28"]["macs"] < by_name["resnet34"]["macs"]

@@ -303,11 +303,11 @@ def test_wrong_stage_and_tiny_data_are_clear_errors(stores: dict[str, Path], tmp
 
 def _poison_weights(module: Any) -> None:
     with torch.no_grad():
-        module.model.head.weight.fill_(float("nan"))  # the next loss is NaN
+        module.model.head.out.weight.fill_(float("nan"))  # the next loss is NaN
 
 
 def _poison_gradient(module: Any) -> None:
-    module.model.head.bias.grad[0] = float("inf")  # the loss was finite
+    module.model.head.out.bias.grad[0] = float("inf")  # the loss was finite
 
 
 @pytest.mark.parametrize(
