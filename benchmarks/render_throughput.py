@@ -3,7 +3,8 @@
 notes:     NSynth notes (4 s, 48 kHz rendered, decimated to 16 kHz, wav written), with
            and without each preset's playable-range probe (88 keys x 0.5 s).
 ensembles: IRMAS excerpts (44.1 kHz stereo, parts rendered apart and mixed, wav
-           written), including score parsing, and the synthesis alone.
+           written), including score parsing, and the synthesis alone; with today's
+           sources, with csound models, with per-part timbre variation, with all of them.
 Run: python benchmarks/render_throughput.py  (one process; the machine's other load
 counts, so run it on a quiet machine).
 """
@@ -19,8 +20,8 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from instrec.data import ensembles, notes
-from instrec.synth.scores import multipart_works
+from instrec.synth import ensembles, models, notes
+from instrec.synth.scores import DEFAULT_COMPOSERS
 from instrec.synth.soundfonts import note_presets, resolve_soundfonts
 
 
@@ -46,54 +47,62 @@ def bench_notes(out: Path, n_presets: int = 12) -> None:
     print(f"  without probing: {audio / (total - probe):7.0f} audio s per wall s per core")
 
 
-def bench_ensembles(out: Path, songs: int = 6) -> None:
-    fonts = resolve_soundfonts()
-    tasks = ensembles.plan_songs(
-        out,
-        multipart_works(),
-        train_songs=songs,
-        test_songs=2,
-        train_excerpts=5,
-        test_excerpts=2,
-        drums=0.3,
-        soundfonts=fonts,
-        test_seconds=(5.0, 20.0),
-        background_db=10.0,
-        seed=0,
-    )
-    for task in tasks:
-        task.paths[0].parent.mkdir(parents=True, exist_ok=True)
+ENSEMBLE_CONFIGS: dict[str, dict[str, Any]] = {
+    "default (soundfonts, no variation)": {},
+    "+ csound models": {"sources_used": ("soundfonts", "models")},
+    "+ timbre variation (all)": {"timbre_options": ("all",)},
+    "+ models + timbre + csound GM bank": {
+        "sources_used": ("soundfonts", "csound-gm", "models"),
+        "timbre_options": ("all",),
+    },
+}
+
+
+def bench_ensembles(out: Path, name: str, options: dict[str, Any], songs: int = 6) -> None:
+    synthesis = 0.0
+
+    def timed(function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            nonlocal synthesis
+            started = time.perf_counter()
+            result = function(*args, **kwargs)
+            synthesis += time.perf_counter() - started
+            return result
+
+        return wrapper
+
     synth = ensembles._synth()
-    rendered = 0.0
-    original = synth.render
-
-    def counting(*args: Any, **kwargs: Any) -> np.ndarray:
-        nonlocal rendered
-        started = time.perf_counter()
-        result = original(*args, **kwargs)
-        rendered += time.perf_counter() - started
-        return result
-
-    synth.render = counting  # type: ignore[method-assign]
+    fluid, csound = synth.render, models.render
+    synth.render = timed(fluid)  # type: ignore[method-assign]
+    models.render = timed(csound)
     start = time.perf_counter()
-    for task in tasks:
-        ensembles.render_song(task)
+    try:
+        ensembles.render_ensembles(
+            out, train_songs=songs, test_songs=2, composers=DEFAULT_COMPOSERS, progress=False,
+            **options,
+        )  # fmt: skip
+    finally:
+        synth.render, models.render = fluid, csound  # type: ignore[method-assign]
     total = time.perf_counter() - start
     audio = sum(soundfile.info(p).frames for p in out.rglob("*.wav")) / 44_100
-    print(f"ensembles  {len(tasks)} songs, {audio:.0f} s of excerpts")
+    print(f"ensembles  {name}: {songs + 2} songs, {audio:.0f} s of excerpts")
     print(
         f"  whole pipeline:  {audio / total:7.1f} audio s per wall s per core "
         "(parse, probe, render each part, level, mix, write)"
     )
-    print(f"  synthesis share: {rendered / total:7.0%} of the time")
+    print(f"  synthesis share: {synthesis / total:7.0%} of the time (libfluidsynth + csound)")
 
 
 def main() -> None:
     print(f"cores on this machine: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         bench_notes(Path(tmp))
-    with tempfile.TemporaryDirectory() as tmp:
-        bench_ensembles(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:  # music21's parse cache, soundfont samples
+        ensembles.render_ensembles(Path(tmp) / "out", train_songs=6, test_songs=2, progress=False)
+    print("ensembles  (after a warm-up render of the same songs, so no order effects)")
+    for name, options in ENSEMBLE_CONFIGS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_ensembles(Path(tmp) / "out", name, options)
 
 
 if __name__ == "__main__":

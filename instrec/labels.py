@@ -98,6 +98,9 @@ ACCOMPANIMENT_GM_PROGRAMS: dict[str, tuple[int, ...]] = {
     "bass": (32, 33, 34, 35),
     "pad": (88, 89, 90, 91, 94),
 }
+# Pads that most GM banks fill with choir samples ("Pad 4 (choir)", "Pad 7 (halo)"): never
+# rendered as unlabelled accompaniment, which must not sound like a labelled voice.
+CHOIR_PAD_GM_PROGRAMS: tuple[int, ...] = (91, 94)
 GM_PERCUSSION_CHANNEL = 9  # channel 10 in 1-based MIDI numbering
 GM_PERCUSSION_BANK = 128  # soundfont bank that holds drum kits
 

@@ -152,9 +152,12 @@ def _score(*mean_pitches: int) -> Score:
 
 def test_leading_part_is_chosen_by_register() -> None:
     from instrec.synth.ensembles import SongTask
+    from instrec.synth.sources import Catalogue, Pool
+
+    pool = Pool((TIM,), (), 1, Catalogue((TIM,), ()), frozenset())
 
     def lead(label: str) -> int:
-        task = SongTask(1, "test", "train", label, False, 1, (), (TIM,), (5, 20), 10.0, 0)
+        task = SongTask(1, "test", "train", label, False, 1, (), pool, (5, 20), 10.0, 0)
         voices = arrange(_score(72, 64, 55, 43), task, np.random.default_rng(0))
         return next(i for i, v in enumerate(voices) if v.lead)
 

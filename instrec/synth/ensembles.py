@@ -1,30 +1,43 @@
-"""Render an IRMAS-format dataset of ensembles from music21 scores and soundfont presets.
+"""Render an IRMAS-format dataset of ensembles from music21 scores and rendered instruments.
 
 Layout, as the official release (44.1 kHz stereo 16-bit wav):
   <out>/IRMAS-TrainingData/<cls>/<NNN>__[<cls>][dru|nod][<genre>]<SSSS>__<k>.wav  (3 s, one label)
   <out>/IRMAS-TestingData-Part1/<SSSS> <work>-<k>.wav + .txt  (5-20 s, one label per line)
-plus <out>/songs.json (which score, parts, programs and presets made each song) and
-<out>/render-ensembles.json (options and counts). Train and test use disjoint scores.
+  <out>/cross-source/IRMAS-TestingData-Part1/...  (the same, played by held-out families)
+plus <out>/songs.json (score, parts, sources, timbre and the level of every part in
+every excerpt), <out>/families.json (every family's split) and <out>/render-ensembles.json
+(options and counts). Train, test and cross-source songs use disjoint scores.
+
+Instruments come from sources (instrec.synth.sources: soundfont presets, csound models),
+grouped into recording/synthesis families. With a holdout, training and the in-source
+test play no held-out family (in any role), and cross-source test songs play held-out
+families only for their labelled parts: what a model never heard in training.
 
 Predominance rule: every labelled (leading) part is mixed at the same loudness
 (LEAD_LUFS); every other part `background_db` quieter (+-2 dB), drums likewise. A class
 leads the score part that fits its instrument's range best: most notes inside after an
 octave transposition, then the smallest transposition, then the median pitch nearest the
 range's middle, then the higher part. Every part is folded by octaves into its
-instrument's range and the preset's playable keys.
+instrument's range and the instrument's playable keys. An excerpt is kept only if every
+leading part sounds over half of it and its measured loudness is within LEAD_MARGIN_DB
+of the loudest part's.
 Train songs have one label each (classes dealt in turn, so classes are balanced); their
 other parts play other IRMAS instruments, bass or pads, as in real IRMAS songs whose
 accompaniment is unannotated. Test songs have 1-3 labels and only unlabelled
 accompaniment (bass, pads, drums) besides, so every IRMAS instrument heard is labelled.
+
+Random draws come from separate seeded streams: the song's (score, labels, parts, tempo,
+excerpts), each part's instrument and each part's timbre, so changing the sources or the
+timbre options leaves the rest of a song as it was.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +45,16 @@ import numpy as np
 from instrec.atomic import write_text_atomic
 from instrec.audio import integrated_loudness
 from instrec.errors import InstrecError
-from instrec.labels import (
-    ACCOMPANIMENT_GM_PROGRAMS,
-    GM_PERCUSSION_BANK,
-    GM_PERCUSSION_CHANNEL,
-    IRMAS_CLASSES,
-    IRMAS_GM_PROGRAMS,
-)
+from instrec.labels import GM_PERCUSSION_BANK, GM_PERCUSSION_CHANNEL, IRMAS_CLASSES
+from instrec.synth import models, sources, timbre
+from instrec.synth.csound import CsoundNote
 from instrec.synth.fluidsynth import PAN_CC, Event, Synth
+from instrec.synth.models import ModelVoice
 from instrec.synth.outputs import claim_folder, run_tasks, write_json, write_wav
 from instrec.synth.scores import DEFAULT_COMPOSERS, Score, ScoreNote, multipart_works, read_score
-from instrec.synth.soundfonts import Preset, read_presets, resolve_soundfonts
+from instrec.synth.soundfonts import Preset, read_presets
+from instrec.synth.sources import HELD_OUT, TRAIN, Instrument, Pool
+from instrec.synth.timbre import Timbre
 
 IRMAS_RATE = 44_100  # Hz, rendered directly (no aliasing at this rate)
 TRAIN_SECONDS = 3.0
@@ -51,12 +63,19 @@ PRE_ROLL = 1.0  # s rendered before an excerpt so notes already sounding are hea
 GRID = 0.25  # s between candidate excerpt starts
 MIN_LEAD_ACTIVITY = 0.5  # a leading part must sound over half of its excerpt
 LEAD_LUFS = -23.0  # each leading part's loudness before the mix is normalised
+LEAD_MARGIN_DB = 3.0  # a leading part at most this much quieter than the loudest part
+EXCERPT_TRIES = 4  # candidate starts rendered before an excerpt length is given up
 MIX_LUFS = -16.0  # loudness of a finished excerpt (peaks kept under MAX_PEAK)
 MAX_PEAK = 0.98
 PLAYABLE_PEAK = 10 ** (-50 / 20)
+MIN_PLAYED_SHARE = 0.8  # an instrument must play this share of its part's notes ...
+INSTRUMENT_TRIES = 5  # ... or another is drawn, up to this many times
 NOTE_SECONDS_RANGE = (0.35, 0.7)  # tempo: the score's median note lasts this long (s)
 TEST_LABEL_COUNTS = ((1, 0.5), (2, 0.35), (3, 0.15))  # labels per test song, probability
 GENRE_WITH_DRUMS, GENRE_WITHOUT_DRUMS = "pop_roc", "cla"  # IRMAS genre tag in file names
+CROSS_SOURCE_FOLDER = "cross-source"
+FIRST_CROSS_SOURCE_SONG = 5001  # cross-source song numbers (and their seeds) start here
+VELOCITY_JITTER = 8  # +- MIDI velocity added to every note
 # MIDI range (lowest, highest key) each instrument plays in the rendered ensembles.
 INSTRUMENT_RANGES: dict[str, tuple[int, int]] = {
     "cel": (36, 76),
@@ -75,33 +94,47 @@ INSTRUMENT_RANGES: dict[str, tuple[int, int]] = {
 }
 DRUM_PATTERN = ((0.0, 36, 100), (1.0, 38, 90), (0.0, 42, 60), (0.5, 42, 50), (1.0, 42, 60),
                 (1.5, 42, 50))  # fmt: skip  # (quarter within 2 beats, GM key, velocity)
+SPLIT_FOLDERS = {
+    "train": "IRMAS-TrainingData",
+    "test": "IRMAS-TestingData-Part1",
+    "cross-source": f"{CROSS_SOURCE_FOLDER}/IRMAS-TestingData-Part1",
+}
+# Random streams of a song besides its own: each part's instrument, timbre, velocities.
+_INSTRUMENT_STREAM, _TIMBRE_STREAM, _VELOCITY_STREAM = 11, 13, 17
 
 
 @dataclass(frozen=True)
 class SongTask:
     number: int  # the 4-digit song number in file names
     work: str  # music21 corpus path
-    split: str  # "train" | "test"
+    split: str  # "train" | "test" | "cross-source"
     label: str | None  # train: the song's class; test: drawn when the score is read
     drums: bool
     excerpts: int
     paths: tuple[Path, ...]  # wav files this song writes (the test .txt sit beside)
-    soundfonts: tuple[str, ...]
+    pool: Pool  # the instruments this song may play
     test_seconds: tuple[float, float]
     background_db: float
     seed: int
+    timbre: tuple[str, ...] = ()  # timbre variation options (instrec.synth.timbre)
+    label_classes: tuple[str, ...] = IRMAS_CLASSES  # classes test labels are drawn from
+    recorded: bool = False  # songs.json of an earlier run describes this song
 
 
 @dataclass
 class Voice:
-    """A score part as rendered: who plays it, how loud, where."""
+    """A score part as rendered: who plays it, how, how loud, where."""
 
     role: str  # an IRMAS class code, "bass", "pad" or "drums"
     lead: bool
-    preset: Preset
+    instrument: Instrument
     notes: tuple[ScoreNote, ...]
     transpose: int = 0  # semitones applied before folding into range
     pan: int = 64  # MIDI CC10
+    family: str = ""
+    variation: Timbre = field(default_factory=Timbre)
+    jitter: tuple[int, ...] = ()  # velocity change of each note
+    played: tuple[tuple[int, ScoreNote], ...] = ()  # (index, note) as played: folded, playable
 
 
 @dataclass
@@ -111,13 +144,14 @@ class SongResult:
     split: str
     labels: list[str] = field(default_factory=list)
     parts: list[dict[str, object]] = field(default_factory=list)
+    excerpts: list[dict[str, object]] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     existing: int = 0
     error: str | None = None
 
 
 _SYNTH: Synth | None = None
-_PLAYABLE: dict[tuple[Preset, int], bool] = {}  # (preset, key) -> sounds
+_PLAYABLE: dict[tuple[Instrument, int], float | None] = {}  # (instrument, key) -> tuning
 
 
 def _synth() -> Synth:
@@ -127,31 +161,26 @@ def _synth() -> Synth:
     return _SYNTH
 
 
-def _playable(preset: Preset, keys: set[int]) -> set[int]:
-    """The keys among `keys` that the preset sounds (probed once per process)."""
-    unknown = sorted(k for k in keys if (preset, k) not in _PLAYABLE)
-    sounding = set(_synth().playable_keys(preset, unknown, 0.3, PLAYABLE_PEAK))
-    _PLAYABLE.update({(preset, k): k in sounding for k in unknown})
-    return {k for k in keys if _PLAYABLE[preset, k]}
+def _playable(instrument: Instrument, keys: set[int]) -> set[int]:
+    """The keys among `keys` that the instrument sounds (probed once per process)."""
+    unknown = sorted(k for k in keys if (instrument, k) not in _PLAYABLE)
+    if unknown and isinstance(instrument, Preset):
+        sounding = set(_synth().playable_keys(instrument, unknown, 0.3, PLAYABLE_PEAK))
+        _PLAYABLE.update({(instrument, k): 1.0 if k in sounding else None for k in unknown})
+    elif unknown and isinstance(instrument, ModelVoice):
+        tunings = models.probe(instrument, unknown, IRMAS_RATE)
+        _PLAYABLE.update({(instrument, k): tunings[k] for k in unknown})
+    return {k for k in keys if _PLAYABLE[instrument, k] is not None}
 
 
 @functools.cache
-def _presets_by_program(soundfonts: tuple[str, ...]) -> dict[tuple[int, int], list[Preset]]:
-    table: dict[tuple[int, int], list[Preset]] = defaultdict(list)
-    for soundfont in soundfonts:
-        for preset in read_presets(soundfont):
-            table[preset.bank, preset.program].append(preset)
-    return table
-
-
-def _pick_preset(
-    soundfonts: Sequence[str], bank: int, program: int, rng: np.random.Generator
-) -> Preset:
-    """A random soundfont's preset for (bank, program)."""
-    found = _presets_by_program(tuple(soundfonts)).get((bank, program), [])
-    if not found:
-        raise InstrecError(f"no soundfont has bank {bank} program {program}")
-    return found[int(rng.integers(len(found)))]
+def _drum_kits(soundfonts: tuple[str, ...]) -> list[Preset]:
+    return [
+        p
+        for font in soundfonts
+        for p in read_presets(font)
+        if (p.bank, p.program) == (GM_PERCUSSION_BANK, 0)
+    ]
 
 
 def _octave_fit(notes: Sequence[ScoreNote], low: int, high: int) -> tuple[float, int]:
@@ -165,19 +194,69 @@ def _octave_fit(notes: Sequence[ScoreNote], low: int, high: int) -> tuple[float,
     return best[0], best[2]
 
 
-def _folded(voice: Voice) -> list[ScoreNote]:
-    """The voice's notes transposed, folded by octaves into its range, unplayable dropped."""
-    low, high = INSTRUMENT_RANGES[voice.role]
+def _range(role: str, instrument: Instrument) -> tuple[int, int]:
+    """Keys a part is folded into: the role's range, narrowed to a model voice's keys
+    while an octave or more remains."""
+    low, high = INSTRUMENT_RANGES[role]
+    if isinstance(instrument, Preset):
+        return low, high
+    voice_low, voice_high = instrument.keys
+    narrowed = max(low, voice_low), min(high, voice_high)
+    return narrowed if narrowed[1] - narrowed[0] >= 12 else (low, high)
+
+
+def _folded(
+    role: str, instrument: Instrument, notes: Sequence[ScoreNote], transpose: int
+) -> tuple[tuple[int, ScoreNote], ...]:
+    """(index, note) of the notes the instrument plays: transposed, folded by octaves into
+    range, unplayable keys dropped."""
+    low, high = _range(role, instrument)
     folded = []
-    for note in voice.notes:
-        pitch = note.pitch + voice.transpose
+    for note in notes:
+        pitch = note.pitch + transpose
         while pitch < low:
             pitch += 12
         while pitch > high:
             pitch -= 12
         folded.append(ScoreNote(note.onset, note.duration, pitch, note.velocity))
-    playable = _playable(voice.preset, {n.pitch for n in folded})
-    return [n for n in folded if n.pitch in playable]
+    playable = _playable(instrument, {n.pitch for n in folded})
+    return tuple((i, n) for i, n in enumerate(folded) if n.pitch in playable)
+
+
+def _voice(
+    role: str,
+    lead: bool,
+    notes: tuple[ScoreNote, ...],
+    transpose: int,
+    pan: int,
+    task: SongTask,
+    part: int,
+) -> Voice:
+    """A part's voice: an instrument that plays enough of its notes, its timbre, its
+    velocity jitter, each from the part's own random stream."""
+    stream = np.random.default_rng([task.seed, task.number, part, _INSTRUMENT_STREAM])
+    best: Voice | None = None
+    for _ in range(INSTRUMENT_TRIES):
+        family, instrument = sources.pick(task.pool, role, stream)
+        played = _folded(role, instrument, notes, transpose)
+        candidate = Voice(role, lead, instrument, notes, transpose, pan, family, played=played)
+        if best is None or _played_share(candidate) > _played_share(best):
+            best = candidate
+        if _played_share(best) >= MIN_PLAYED_SHARE:
+            break
+    assert best is not None
+    best.variation = timbre.draw(
+        task.timbre, np.random.default_rng([task.seed, task.number, part, _TIMBRE_STREAM])
+    )
+    velocities = np.random.default_rng([task.seed, task.number, part, _VELOCITY_STREAM])
+    best.jitter = tuple(
+        int(v) for v in velocities.integers(-VELOCITY_JITTER, VELOCITY_JITTER + 1, len(notes))
+    )
+    return best
+
+
+def _played_share(voice: Voice) -> float:
+    return len(voice.played) / max(len(voice.notes), 1)
 
 
 def arrange(score: Score, task: SongTask, rng: np.random.Generator) -> list[Voice]:
@@ -186,8 +265,8 @@ def arrange(score: Score, task: SongTask, rng: np.random.Generator) -> list[Voic
         labels = [task.label]
     else:
         counts, weights = zip(*TEST_LABEL_COUNTS, strict=True)
-        count = min(int(rng.choice(counts, p=weights)), len(score.parts))
-        labels = [str(c) for c in rng.choice(IRMAS_CLASSES, count, replace=False)]
+        count = min(int(rng.choice(counts, p=weights)), len(score.parts), len(task.label_classes))
+        labels = [str(c) for c in rng.choice(task.label_classes, count, replace=False)]
     free = list(range(len(score.parts)))
     voices: dict[int, Voice] = {}
     for label in labels:
@@ -204,10 +283,8 @@ def arrange(score: Score, task: SongTask, rng: np.random.Generator) -> list[Voic
             ),
         )
         free.remove(part)
-        program = int(rng.choice(IRMAS_GM_PROGRAMS[label]))
-        preset = _pick_preset(task.soundfonts, 0, program, rng)
         pan = 64 + int(rng.integers(-16, 17))
-        voices[part] = Voice(label, True, preset, score.parts[part], fits[part][1], pan)
+        voices[part] = _voice(label, True, score.parts[part], fits[part][1], pan, task, part)
     others = [c for c in IRMAS_CLASSES if c not in labels]
     for part in free:
         if part == len(score.parts) - 1 and rng.random() < 0.5:
@@ -216,11 +293,9 @@ def arrange(score: Score, task: SongTask, rng: np.random.Generator) -> list[Voic
             role = str(rng.choice(others))
         else:
             role = "pad"
-        programs = IRMAS_GM_PROGRAMS.get(role) or ACCOMPANIMENT_GM_PROGRAMS[role]
-        preset = _pick_preset(task.soundfonts, 0, int(rng.choice(programs)), rng)
         shift = _octave_fit(score.parts[part], *INSTRUMENT_RANGES[role])[1]
         pan = 64 + int(rng.integers(-40, 41))
-        voices[part] = Voice(role, False, preset, score.parts[part], shift, pan)
+        voices[part] = _voice(role, False, score.parts[part], shift, pan, task, part)
     return [voices[i] for i in sorted(voices)]
 
 
@@ -235,45 +310,80 @@ def _activity(notes: Sequence[ScoreNote], start: float, stop: float, spq: float)
     return float(grid.mean())
 
 
-def choose_excerpts(
-    voices: Sequence[Voice],
-    spq: float,
-    length: float,
-    seconds: float,
-    count: int,
-    rng: np.random.Generator,
-) -> list[float]:
-    """Start times (s) of up to `count` non-overlapping excerpts of `seconds` in which
-    every leading part sounds at least half of the time, in time order."""
-    leads = [voice.notes for voice in voices if voice.lead]
-    starts = np.arange(0.0, length - seconds + 1e-9, GRID)
-    chosen: list[float] = []
-    for start in rng.permutation(starts):
-        if len(chosen) == count:
-            break
-        if any(abs(start - c) < seconds for c in chosen):
-            continue
+def excerpt_starts(
+    voices: Sequence[Voice], spq: float, length: float, seconds: float, rng: np.random.Generator
+) -> Iterator[float]:
+    """Start times (s) of excerpts of `seconds` in which every leading part plays at
+    least half of the time, in a seeded random order (one draw, however many are used)."""
+    leads = [[n for _, n in voice.played] for voice in voices if voice.lead]
+    starts = rng.permutation(np.arange(0.0, length - seconds + 1e-9, GRID))
+    for start in starts:
         if all(_activity(n, start, start + seconds, spq) >= MIN_LEAD_ACTIVITY for n in leads):
-            chosen.append(float(start))
-    return sorted(chosen)
+            yield float(start)
 
 
-def _events(
-    voice: Voice, start: float, stop: float, spq: float, rng: np.random.Generator, channel: int = 0
-) -> list[Event]:
-    """Note events of a voice in [start, stop) seconds, sample times relative to start."""
-    events = [Event(0, "cc", channel, PAN_CC, voice.pan)]
-    for note in _folded(voice):
+@dataclass(frozen=True)
+class PlayedNote:
+    """A note as sent to a synthesiser: seconds from the start of the render."""
+
+    onset: float
+    duration: float
+    key: int
+    velocity: int
+
+
+def _part_notes(voice: Voice, start: float, stop: float, spq: float) -> list[PlayedNote]:
+    """The voice's notes starting in [start, stop) seconds, times relative to start."""
+    notes = []
+    for index, note in voice.played:
         onset = note.onset * spq
         if start <= onset < stop:
-            velocity = int(np.clip(note.velocity + rng.integers(-8, 9), 1, 127))
-            on = round((onset - start) * IRMAS_RATE)
-            off = round((onset + note.duration * spq - start) * IRMAS_RATE)
-            events += [
-                Event(on, "on", channel, note.pitch, velocity),
-                Event(off, "off", channel, note.pitch),
-            ]
-    return events
+            velocity = int(np.clip(note.velocity + voice.jitter[index], 1, 127))
+            notes.append(
+                PlayedNote(
+                    onset - start,
+                    note.duration * spq,
+                    note.pitch,
+                    timbre.velocity(voice.variation, velocity),
+                )
+            )
+    return notes
+
+
+def render_part(voice: Voice, notes: Sequence[PlayedNote], n_samples: int) -> np.ndarray:
+    """(n_samples, 2) float32: the part played by its instrument, panned, with its timbre."""
+    instrument, variation = voice.instrument, voice.variation
+    if isinstance(instrument, Preset):
+        events = [Event(0, "cc", 0, PAN_CC, voice.pan)]
+        for note in notes:
+            on = round(note.onset * IRMAS_RATE)
+            off = round((note.onset + note.duration) * IRMAS_RATE)
+            events += [Event(on, "on", 0, note.key, note.velocity), Event(off, "off", 0, note.key)]
+        stem = _synth().render(
+            {0: instrument}, events, n_samples, {0: timbre.generators(variation)}
+        )
+    else:
+        detune = timbre.tune_factor(variation)
+        played = [
+            CsoundNote(n.onset, n.duration, n.key, n.velocity, _tuning(instrument, n.key) * detune)
+            for n in notes
+        ]
+        overrides = timbre.model_overrides(variation, dict(instrument.params))
+        mono = models.render_notes(instrument, played, n_samples, IRMAS_RATE, overrides)
+        stem = _panned(mono, voice.pan)
+    return timbre.process(stem, IRMAS_RATE, variation)
+
+
+def _tuning(instrument: Instrument, key: int) -> float:
+    tuning = _PLAYABLE[instrument, key]
+    assert tuning is not None  # only playable keys are played
+    return tuning
+
+
+def _panned(mono: np.ndarray, pan: int) -> np.ndarray:
+    """Constant-power pan of a mono part by its MIDI CC10 value (64: centre)."""
+    angle = (np.clip(pan, 0, 127) / 127) * np.pi / 2
+    return np.stack([mono * np.cos(angle), mono * np.sin(angle)], axis=1).astype(np.float32)
 
 
 def _drum_events(start: float, stop: float, spq: float) -> list[Event]:
@@ -299,41 +409,76 @@ def render_excerpt(
     spq: float,
     background_db: float,
     rng: np.random.Generator,
-) -> np.ndarray:
-    """(samples, 2) float32 mix of one excerpt, parts rendered apart and levelled."""
+) -> tuple[np.ndarray, list[float | None]]:
+    """(samples, 2) float32 mix of one excerpt, parts rendered apart and levelled, and
+    each part's loudness in it (LUFS, None if silent; drums last)."""
     begin = max(start - PRE_ROLL, 0.0)
     n_total = round((start + seconds - begin) * IRMAS_RATE)
     skip = round((start - begin) * IRMAS_RATE)
     stems: list[tuple[np.ndarray, float]] = []
     for voice in voices:
-        events = _events(voice, begin, start + seconds, spq, rng)
+        notes = _part_notes(voice, begin, start + seconds, spq)
         target = LEAD_LUFS if voice.lead else LEAD_LUFS - background_db + rng.uniform(-2, 2)
-        stems.append((_synth().render({0: voice.preset}, events, n_total)[skip:], target))
+        stems.append((render_part(voice, notes, n_total)[skip:], target))
     if drums is not None:
         events = _drum_events(begin, start + seconds, spq)
         stem = _synth().render({GM_PERCUSSION_CHANNEL: drums}, events, n_total)[skip:]
         stems.append((stem, LEAD_LUFS - background_db))
     mix = np.zeros((n_total - skip, 2), dtype=np.float64)  # (samples, channels)
+    levels: list[float | None] = []
     for stem, target in stems:
-        mix += _levelled(stem, target)
-    mix = _levelled(mix, MIX_LUFS)
+        levelled, audible = _levelled(stem, target)
+        mix += levelled
+        # a gain moves the gated loudness by itself: blocks it lifts over or drops under
+        # the absolute gate lie far below the relative gate either way
+        levels.append(round(target, 2) if audible else None)
+    mix = _levelled(mix, MIX_LUFS)[0]
     peak = np.abs(mix).max()
-    return (mix * min(1.0, MAX_PEAK / peak) if peak > 0 else mix).astype(np.float32)
+    return (mix * min(1.0, MAX_PEAK / peak) if peak > 0 else mix).astype(np.float32), levels
 
 
-def _levelled(stereo: np.ndarray, target_lufs: float) -> np.ndarray:
+def leads_audible(voices: Sequence[Voice], levels: Sequence[float | None]) -> bool:
+    """Whether every leading part sounds within LEAD_MARGIN_DB of the loudest part."""
+    loudest = max((level for level in levels if level is not None), default=None)
+    return loudest is not None and all(
+        level is not None and level >= loudest - LEAD_MARGIN_DB
+        for voice, level in zip(voices, levels, strict=False)
+        if voice.lead
+    )
+
+
+def _levelled(stereo: np.ndarray, target_lufs: float) -> tuple[np.ndarray, bool]:
+    """The audio brought to `target_lufs`, and whether it sounds at all (silence, every
+    block under the absolute gate, is left as it is)."""
     loudness = integrated_loudness(stereo.mean(axis=1), IRMAS_RATE)
     if not np.isfinite(loudness):
-        return stereo.astype(np.float64)
-    return stereo.astype(np.float64) * 10 ** ((target_lufs - loudness) / 20)
+        return stereo.astype(np.float64), False
+    return stereo.astype(np.float64) * 10 ** ((target_lufs - loudness) / 20), True
+
+
+def _part_record(voice: Voice) -> dict[str, object]:
+    instrument = voice.instrument
+    return {
+        "role": voice.role,
+        "lead": voice.lead,
+        "source": "soundfont" if isinstance(instrument, Preset) else "csound",
+        "family": voice.family,
+        "instrument": instrument.label,
+        "program": instrument.program if isinstance(instrument, Preset) else None,
+        "transpose": voice.transpose,
+        "pan": voice.pan,
+        "timbre": voice.variation.record(),
+        "played_share": round(_played_share(voice), 3),
+    }
 
 
 def render_song(task: SongTask) -> SongResult:
-    """Render every excerpt of one song (skipping files already there)."""
+    """Render every excerpt of one song (skipping files already there). A song whose
+    files all exist is not rendered again if an earlier songs.json describes it."""
     result = SongResult(task.number, task.work, task.split)
     todo = [p for p in task.paths if not _complete(p, task.split)]
     result.existing = len(task.paths) - len(todo)
-    if not todo:
+    if not todo and task.recorded:
         result.written = [p.name for p in task.paths]
         return result
     rng = np.random.default_rng([task.seed, task.number])
@@ -345,18 +490,15 @@ def render_song(task: SongTask) -> SongResult:
         return result
     durations = sorted(n.duration for part in score.parts for n in part)
     spq = rng.uniform(*NOTE_SECONDS_RANGE) / durations[len(durations) // 2]  # s per quarter
-    drums = _pick_preset(task.soundfonts, GM_PERCUSSION_BANK, 0, rng) if task.drums else None
+    drums = None
+    if task.drums:
+        kits = _drum_kits(task.pool.soundfonts)
+        if not kits:
+            result.error = f"{task.work}: no soundfont of this render has a drum kit"
+            return result
+        drums = kits[int(rng.integers(len(kits)))]
     result.labels = [v.role for v in voices if v.lead]
-    result.parts = [
-        {
-            "role": v.role,
-            "lead": v.lead,
-            "program": v.preset.program,
-            "preset": v.preset.label,
-            "transpose": v.transpose,
-        }
-        for v in voices
-    ]
+    result.parts = [_part_record(v) for v in voices]
     if task.split == "train":
         lengths = [TRAIN_SECONDS] * task.excerpts
     else:
@@ -364,16 +506,14 @@ def render_song(task: SongTask) -> SongResult:
     length = score.quarters * spq
     shortest = lengths[0] if task.split == "train" else task.test_seconds[0]
     for path, seconds in zip(task.paths, lengths, strict=True):
-        starts = choose_excerpts(voices, spq, length, seconds, 1, rng)
-        while not starts and seconds > shortest:  # a short score: try a shorter excerpt
-            seconds = max(shortest, seconds * 0.75)
-            starts = choose_excerpts(voices, spq, length, seconds, 1, rng)
-        if not starts:
+        found = _render_excerpt_somewhere(voices, drums, spq, length, seconds, shortest, task, rng)
+        if found is None:
             continue
-        audio = render_excerpt(voices, drums, starts[0], seconds, spq, task.background_db, rng)
+        audio, record = found
+        result.excerpts.append({"file": path.name, **record})
         if path.exists():  # rendered by an earlier run: keep it, rng stays in step
             continue
-        if task.split == "test":
+        if task.split != "train":
             write_text_atomic(path.with_suffix(".txt"), "".join(f"{c}\t\n" for c in result.labels))
         write_wav(path, audio, IRMAS_RATE)
     result.written = [p.name for p in task.paths if p.exists()]
@@ -382,6 +522,31 @@ def render_song(task: SongTask) -> SongResult:
             f"{task.work}: {len(task.paths) - len(result.written)} excerpt(s) found no place"
         )
     return result
+
+
+def _render_excerpt_somewhere(
+    voices: Sequence[Voice],
+    drums: Preset | None,
+    spq: float,
+    length: float,
+    seconds: float,
+    shortest: float,
+    task: SongTask,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, dict[str, object]] | None:
+    """An excerpt whose leading parts play and are audible: up to EXCERPT_TRIES starts,
+    then a shorter excerpt (down to `shortest`); None if the score has no such place."""
+    while True:
+        starts = excerpt_starts(voices, spq, length, seconds, rng)
+        for _, start in zip(range(EXCERPT_TRIES), starts, strict=False):
+            audio, levels = render_excerpt(
+                voices, drums, start, seconds, spq, task.background_db, rng
+            )
+            if leads_audible(voices, levels):
+                return audio, {"start": round(start, 3), "seconds": seconds, "levels": levels}
+        if seconds <= shortest:
+            return None
+        seconds = max(shortest, seconds * 0.75)  # a short score: try a shorter excerpt
 
 
 def _complete(path: Path, split: str) -> bool:
@@ -401,59 +566,84 @@ def test_name(number: int, work: str, excerpt: int) -> str:
     return f"{number:04d} {stem}-{excerpt}"
 
 
+@dataclass(frozen=True)
+class SongPlan:
+    """How many songs of each split, and what every song shares."""
+
+    train_songs: int
+    test_songs: int
+    cross_source_songs: int
+    train_excerpts: int
+    test_excerpts: int
+    drums: float
+    test_seconds: tuple[float, float]
+    background_db: float
+    seed: int
+    timbre: tuple[str, ...] = ()
+
+
 def plan_songs(
     out: Path,
     works: Sequence[str],
-    *,
-    train_songs: int,
-    test_songs: int,
-    train_excerpts: int,
-    test_excerpts: int,
-    drums: float,
-    soundfonts: Sequence[str],
-    test_seconds: tuple[float, float],
-    background_db: float,
-    seed: int,
+    plan: SongPlan,
+    pools: dict[str, Pool],
+    label_classes: tuple[str, ...] = IRMAS_CLASSES,
 ) -> list[SongTask]:
     """Which score each song uses, its split, class and file names (no score is read).
 
-    Scores are drawn without replacement, so no score is in both splits; train classes
-    are dealt in turn over the songs."""
-    if train_songs + test_songs > len(works):
+    Scores are drawn without replacement in a seeded order: train and test songs from its
+    front, cross-source songs from its back, so no score is in two splits, even across
+    renders of the same seed. Train classes are dealt in turn over the songs. `pools`
+    maps TRAIN and HELD_OUT to what each plays; `label_classes` are the classes
+    cross-source songs may be labelled with (those with held-out families)."""
+    front = plan.train_songs + plan.test_songs
+    if front + plan.cross_source_songs > len(works):
         raise InstrecError(
-            f"{train_songs + test_songs} songs asked for but the chosen composers have only "
-            f"{len(works)} scores"
+            f"{front + plan.cross_source_songs} songs asked for but the chosen composers have "
+            f"only {len(works)} scores"
         )
-    rng = np.random.default_rng([seed, 3])
-    picked = [works[i] for i in rng.permutation(len(works))[: train_songs + test_songs]]
-    with_drums = rng.random(len(picked)) < drums
+    if front >= FIRST_CROSS_SOURCE_SONG:
+        raise InstrecError(
+            f"at most {FIRST_CROSS_SOURCE_SONG - 1} train and test songs (cross-source songs "
+            f"are numbered from {FIRST_CROSS_SOURCE_SONG})"
+        )
+    rng = np.random.default_rng([plan.seed, 3])
+    order = rng.permutation(len(works))
+    with_drums = rng.random(front) < plan.drums
+    cross_drums = np.random.default_rng([plan.seed, 4]).random(plan.cross_source_songs) < plan.drums
+    songs: list[tuple[int, str, str, bool]] = [
+        (i + 1, works[order[i]], "train" if i < plan.train_songs else "test", bool(with_drums[i]))
+        for i in range(front)
+    ]
+    songs += [
+        (FIRST_CROSS_SOURCE_SONG + i, works[order[-1 - i]], "cross-source", bool(cross_drums[i]))
+        for i in range(plan.cross_source_songs)
+    ]
     tasks = []
-    for index, work in enumerate(picked):
-        number = index + 1
-        if index < train_songs:
-            label: str | None = IRMAS_CLASSES[index % len(IRMAS_CLASSES)]
-            folder = out / "IRMAS-TrainingData" / str(label)
-            names = [
-                train_name(number, str(label), bool(with_drums[index]), k)
-                for k in range(1, train_excerpts + 1)
-            ]
-            split = "train"
+    for index, (number, work, split, drums) in enumerate(songs):
+        folder = out / SPLIT_FOLDERS[split]
+        label: str | None = None
+        if split == "train":
+            label = IRMAS_CLASSES[index % len(IRMAS_CLASSES)]
+            folder = folder / label
+            names = [train_name(number, label, drums, k) for k in range(1, plan.train_excerpts + 1)]
         else:
-            label, folder, split = None, out / "IRMAS-TestingData-Part1", "test"
-            names = [test_name(number, work, k) for k in range(1, test_excerpts + 1)]
+            names = [test_name(number, work, k) for k in range(1, plan.test_excerpts + 1)]
         tasks.append(
             SongTask(
                 number,
                 work,
                 split,
                 label,
-                bool(with_drums[index]),
-                train_excerpts if split == "train" else test_excerpts,
+                drums,
+                plan.train_excerpts if split == "train" else plan.test_excerpts,
                 tuple(folder / f"{name}.wav" for name in names),
-                tuple(soundfonts),
-                test_seconds,
-                background_db,
-                seed,
+                pools[HELD_OUT if split == "cross-source" else TRAIN],
+                plan.test_seconds,
+                plan.background_db,
+                plan.seed,
+                plan.timbre,
+                label_classes if split == "cross-source" else IRMAS_CLASSES,
             )
         )
     return tasks
@@ -469,6 +659,14 @@ def render_ensembles(
     test_seconds: tuple[float, float] = DEFAULT_TEST_SECONDS,
     composers: Sequence[str] = DEFAULT_COMPOSERS,
     soundfonts: Sequence[str | Path] | None = None,
+    sources_used: Sequence[str] = sources.DEFAULT_SOURCES,
+    model_names: Sequence[str] | None = None,
+    model_voices: int = sources.DEFAULT_MODEL_VOICES,
+    timbre_options: Sequence[str] = (),
+    holdout_share: float = 0.0,
+    family_seed: int = 0,
+    holdout_from: str | Path | None = None,
+    cross_source_songs: int = 0,
     background_db: float = 10.0,
     drums: float = 0.3,
     seed: int = 0,
@@ -477,52 +675,65 @@ def render_ensembles(
 ) -> Path:
     """Render IRMAS-format ensembles into `out_dir` and return it (resumes a partial run).
 
-    train_songs/test_songs: scores per split (disjoint); train_excerpts: 3 s excerpts per
-    train song; test_excerpts: excerpts of `test_seconds` (min, max) s per test song;
-    composers: music21 corpus composers to draw scores from; background_db: how much
-    quieter (dB) unlabelled parts are than leading ones; drums: share of songs with a drum
-    kit (named [dru], else [nod]).
+    train_songs/test_songs/cross_source_songs: scores per split (disjoint);
+    train_excerpts: 3 s excerpts per train song; test_excerpts: excerpts of
+    `test_seconds` (min, max) s per test and cross-source song; composers: music21 corpus
+    composers to draw scores from; sources_used: source kinds (instrec.synth.sources);
+    model_names: csound models (None: all that csound plays here); model_voices: voices
+    per model; timbre_options: per-part variation (instrec.synth.timbre); holdout_share:
+    share of each class's families held out of training (0: none), chosen with
+    `family_seed`, or the split of an earlier render's families.json (`holdout_from`);
+    background_db: how much quieter (dB) unlabelled parts are than leading ones; drums:
+    share of songs with a drum kit (named [dru], else [nod]).
     """
     test_seconds = (float(test_seconds[0]), float(test_seconds[1]))
-    _check_options(
-        train_songs,
-        test_songs,
-        train_excerpts,
-        test_excerpts,
-        test_seconds,
-        background_db,
-        drums,
-        workers,
-    )
-    fonts = resolve_soundfonts(soundfonts)
+    kinds = sources.parse_sources(sources_used)
+    variation = timbre.parse_options(timbre_options)
+    plan = SongPlan(
+        train_songs, test_songs, cross_source_songs, train_excerpts, test_excerpts, drums,
+        test_seconds, background_db, seed, variation,
+    )  # fmt: skip
+    _check_options(plan, workers, model_voices, holdout_share, holdout_from)
+    fonts = sources.source_soundfonts(kinds, soundfonts)
+    chosen_models = sources.source_models(kinds, model_names)
+    catalogue = sources.installed_catalogue(fonts)
+    if holdout_from is not None:
+        split = sources.read_holdout(Path(holdout_from))
+    else:
+        split = sources.holdout(catalogue, holdout_share, family_seed)
+    held_out = frozenset(f for f, s in split.items() if s == HELD_OUT)
+    pools = {
+        use: Pool(tuple(fonts), tuple(chosen_models), model_voices, catalogue, held_out, use)
+        for use in (TRAIN, HELD_OUT)
+    }
+    label_classes = _check_sources(plan, pools)
     out = Path(out_dir)
     options = {
         "train_songs": train_songs,
         "test_songs": test_songs,
+        "cross_source_songs": cross_source_songs,
         "train_excerpts": train_excerpts,
         "test_excerpts": test_excerpts,
         "test_seconds": list(test_seconds),
         "composers": sorted(set(composers)),
+        "sources": list(kinds),
         "soundfonts": fonts,
+        "models": chosen_models,
+        "model_voices": model_voices,
+        "timbre": list(variation),
+        "holdout_share": holdout_share,
+        "family_seed": family_seed,
+        "holdout_from": None if holdout_from is None else str(Path(holdout_from).resolve()),
         "background_db": background_db,
         "drums": drums,
         "seed": seed,
     }
     works = multipart_works(composers)
-    tasks = plan_songs(
-        out,
-        works,
-        train_songs=train_songs,
-        test_songs=test_songs,
-        train_excerpts=train_excerpts,
-        test_excerpts=test_excerpts,
-        drums=drums,
-        soundfonts=fonts,
-        test_seconds=test_seconds,
-        background_db=background_db,
-        seed=seed,
-    )
+    tasks = plan_songs(out, works, plan, pools, label_classes)
     manifest = claim_folder(out, "render-ensembles.json", options)
+    write_json(out / "families.json", sources.families_record(catalogue, split))
+    earlier = _earlier_songs(out / "songs.json")
+    tasks = [replace(t, recorded=bool(earlier.get(_song_key(t.number)))) for t in tasks]
     for task in tasks:
         task.paths[0].parent.mkdir(parents=True, exist_ok=True)
     results = sorted(
@@ -534,14 +745,21 @@ def render_ensembles(
     for result in results:
         if result.error:
             print(f"skipped: {result.error}")
-    write_json(out / "songs.json", {f"{r.number:04d}": vars(r) for r in results})
+    records = {_song_key(r.number): vars(r) for r in results}
+    for key, record in records.items():
+        if not record["parts"] and earlier.get(key):  # complete, not rendered again
+            records[key] = {**earlier[key], "existing": record["existing"]}
+    write_json(out / "songs.json", records)
     train = [r for r in results if r.split == "train"]
     summary = {
         "train_excerpts": {
             c: sum(len(r.written) for r in train if r.labels == [c]) for c in IRMAS_CLASSES
         },
         "test_excerpts": sum(len(r.written) for r in results if r.split == "test"),
-        "songs": {"train": len(train), "test": len(results) - len(train)},
+        "cross_source_excerpts": sum(len(r.written) for r in results if r.split == "cross-source"),
+        "cross_source_classes": list(label_classes) if cross_source_songs else [],
+        "songs": {s: sum(r.split == s for r in results) for s in SPLIT_FOLDERS},
+        "families_held_out": len(held_out),
         "existing": sum(r.existing for r in results),
         "songs_with_problems": sum(r.error is not None for r in results),
     }
@@ -549,33 +767,71 @@ def render_ensembles(
     return out
 
 
-def _check_options(
-    train_songs: int,
-    test_songs: int,
-    train_excerpts: int,
-    test_excerpts: int,
-    test_seconds: tuple[float, float],
-    background_db: float,
-    drums: float,
-    workers: int,
-) -> None:
-    if train_songs < 0 or test_songs < 0 or train_songs + test_songs < 1:
+def _song_key(number: int) -> str:
+    return f"{number:04d}"
+
+
+def _earlier_songs(path: Path) -> dict[str, dict[str, object]]:
+    """Songs an earlier run of this folder recorded with their parts (none if unreadable:
+    those songs are then rendered again)."""
+    try:
+        songs = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(songs, dict):
+        return {}
+    return {k: v for k, v in songs.items() if isinstance(v, dict) and v.get("parts")}
+
+
+def _check_sources(plan: SongPlan, pools: dict[str, Pool]) -> tuple[str, ...]:
+    """Every class must have a training source; returns the classes cross-source songs
+    can be labelled with (those with a held-out source), refusing none when asked for."""
+    if plan.train_songs + plan.test_songs:
+        missing = [c for c in IRMAS_CLASSES if not sources.candidates(pools[TRAIN], c)]
+        if missing:
+            raise InstrecError(
+                f"no training source plays {', '.join(missing)}: add sources or hold out less"
+            )
+    held = tuple(c for c in IRMAS_CLASSES if sources.candidates(pools[HELD_OUT], c))
+    if plan.cross_source_songs and not held:
         raise InstrecError(
-            f"songs must be >= 0 and at least one in all "
-            f"(got train {train_songs}, test {test_songs})"
+            "cross-source songs need held-out families among the sources used "
+            "(holdout_share > 0, or more sources)"
         )
-    if train_excerpts < 1 or test_excerpts < 1:
+    return held
+
+
+def _check_options(
+    plan: SongPlan,
+    workers: int,
+    model_voices: int,
+    holdout_share: float,
+    holdout_from: str | Path | None,
+) -> None:
+    songs = (plan.train_songs, plan.test_songs, plan.cross_source_songs)
+    if min(songs) < 0 or sum(songs) < 1:
+        raise InstrecError(
+            f"songs must be >= 0 and at least one in all (got train {plan.train_songs}, "
+            f"test {plan.test_songs}, cross-source {plan.cross_source_songs})"
+        )
+    if plan.train_excerpts < 1 or plan.test_excerpts < 1:
         raise InstrecError(
             f"excerpts per song must be at least 1 "
-            f"(got train {train_excerpts}, test {test_excerpts})"
+            f"(got train {plan.train_excerpts}, test {plan.test_excerpts})"
         )
-    if not 1.0 <= test_seconds[0] <= test_seconds[1]:
+    if not 1.0 <= plan.test_seconds[0] <= plan.test_seconds[1]:
         raise InstrecError(
-            f"test_seconds must be (min, max) with 1 <= min <= max (got {test_seconds})"
+            f"test_seconds must be (min, max) with 1 <= min <= max (got {plan.test_seconds})"
         )
-    if background_db < 0:
-        raise InstrecError(f"background_db must be >= 0 dB (got {background_db})")
-    if not 0.0 <= drums <= 1.0:
-        raise InstrecError(f"drums is a share of songs in 0-1 (got {drums})")
+    if plan.background_db < 0:
+        raise InstrecError(f"background_db must be >= 0 dB (got {plan.background_db})")
+    if not 0.0 <= plan.drums <= 1.0:
+        raise InstrecError(f"drums is a share of songs in 0-1 (got {plan.drums})")
     if workers < 1:
         raise InstrecError(f"workers must be at least 1 (got {workers})")
+    if model_voices < 1:
+        raise InstrecError(f"model_voices must be at least 1 (got {model_voices})")
+    if not 0.0 <= holdout_share < 1.0:
+        raise InstrecError(f"holdout_share is a share of families in 0-1 (got {holdout_share})")
+    if holdout_from is not None and holdout_share:
+        raise InstrecError("give holdout_share or holdout_from, not both")

@@ -43,7 +43,8 @@ class Event:
     value: int = 0
 
 
-def _float_writer() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+def _library_functions() -> tuple[ctypes._CFuncPtr, ctypes._CFuncPtr]:  # type: ignore[name-defined]
+    """libfluidsynth's float writer and generator setter, which pyfluidsynth does not wrap."""
     import fluidsynth
 
     library = ctypes.CDLL(fluidsynth.lib)
@@ -52,7 +53,10 @@ def _float_writer() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
     # synth, frames, then (buffer, offset, increment) for the left and the right channel
     write.argtypes = [buffer, number, buffer, number, number, buffer, number, number]
     write.restype = ctypes.c_int
-    return write
+    set_gen = library.fluid_synth_set_gen  # synth, channel, generator, value
+    set_gen.argtypes = [buffer, number, number, ctypes.c_float]
+    set_gen.restype = ctypes.c_int
+    return write, set_gen
 
 
 class Synth:
@@ -72,7 +76,7 @@ class Synth:
                 "synth.dynamic-sample-loading": 1,  # MuseScore's .sf3 decodes 8 s when loaded whole
             },
         )
-        self._write = _float_writer()
+        self._write, self._set_gen = _library_functions()
         self._soundfonts: dict[str, int] = {}
         self._current: dict[int, Preset] = {}  # channel -> preset selected there
         self._parked: dict[Preset, int] = {}  # preset -> spare channel holding it
@@ -111,17 +115,25 @@ class Synth:
         return self._soundfonts[path]
 
     def render(
-        self, programs: dict[int, Preset], events: Iterable[Event], n_samples: int
+        self,
+        programs: dict[int, Preset],
+        events: Iterable[Event],
+        n_samples: int,
+        generators: dict[int, dict[int, float]] | None = None,
     ) -> np.ndarray:
         """Render `n_samples` of stereo audio, (n_samples, 2) float32, from a clean state.
 
-        `programs` maps MIDI channel -> preset. Controllers are reset and the voices
-        primed first, so a render depends only on its arguments, never on earlier ones.
+        `programs` maps MIDI channel -> preset; `generators` channel -> {SoundFont
+        generator number: offset} (e.g. 34: attack in timecents), added to what the
+        preset says. Controllers (which also clears generator offsets) are reset and the
+        voices primed first, so a render depends only on its arguments.
         """
         for channel, preset in programs.items():
             self._select(channel, preset)
             for controller, value in _CONTROLLER_DEFAULTS:
                 self._fs.cc(channel, controller, value)
+            for generator, offset in (generators or {}).get(channel, {}).items():
+                self._set_gen(self._fs.synth, channel, generator, offset)
         self._prime(sorted(programs))
         out = np.zeros((n_samples, 2), dtype=np.float32)  # (samples, channels)
         done = 0

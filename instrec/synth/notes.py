@@ -2,12 +2,14 @@
 
 Layout, as the official release: <out>/nsynth-{train,valid,test}/examples.json and
 <out>/nsynth-<split>/audio/<note_str>.wav (16 kHz mono 16-bit, 4 s: held 3 s, released).
-Beside them <out>/instruments.json says which preset each instrument_str is, and
-<out>/render-notes.json the options and counts of the run.
+Beside them <out>/instruments.json says which preset or csound model voice each
+instrument_str is, and <out>/render-notes.json the options and counts of the run.
 
-Notes are rendered at 48 kHz and decimated to 16 kHz (rendering at 16 kHz aliases badly
-on bright presets at high pitches). Each preset's playable keys are probed first, and
-notes that still come out near-silent are skipped and counted.
+Instruments are soundfont presets and, with the "models" source, csound model voices
+(instrec.synth.models; NSynth source "synthetic"). Notes are rendered at 48 kHz and
+decimated to 16 kHz (rendering at 16 kHz aliases badly on bright presets at high
+pitches). Each instrument's playable keys are probed first (a model voice's tuning too),
+and notes that still come out near-silent are skipped and counted.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ import numpy as np
 
 from instrec.audio import resample
 from instrec.errors import InstrecError
+from instrec.synth import models, sources
+from instrec.synth.csound import CsoundNote
 from instrec.synth.fluidsynth import Event, Synth
+from instrec.synth.models import ModelVoice
 from instrec.synth.nsynth_format import (
     HOLD_SECONDS,
     MAX_PITCH,
@@ -34,7 +39,8 @@ from instrec.synth.nsynth_format import (
     note_str,
 )
 from instrec.synth.outputs import claim_folder, run_tasks, write_json, write_wav
-from instrec.synth.soundfonts import Preset, note_presets, resolve_soundfonts
+from instrec.synth.soundfonts import Preset, note_presets
+from instrec.synth.sources import Instrument
 
 RENDER_RATE = 48_000  # Hz: rendered here, then decimated to 16 kHz
 PROBE_SECONDS = 0.5  # length of each probe note (held throughout)
@@ -43,6 +49,7 @@ SILENT_PEAK = 10 ** (-60 / 20)  # a rendered note quieter than -60 dBFS peak is 
 NSYNTH_VELOCITIES = (25, 50, 75, 100, 127)
 DEFAULT_VELOCITIES = (50, 100)
 DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train, valid, test: shares of instruments
+HELD_PITCH_CHECKS = (0.2, 1.4, 2.6)  # s into a held model note where its pitch is checked
 
 PitchChoice = int | Sequence[int] | None
 
@@ -51,7 +58,7 @@ PitchChoice = int | Sequence[int] | None
 class NoteTask:
     """Everything one worker needs to render one instrument's notes."""
 
-    preset: Preset
+    played_by: Instrument  # the soundfont preset or csound voice
     instrument: int
     instrument_str: str
     split: str
@@ -68,9 +75,11 @@ class NoteResult:
     rendered: int = 0
     existing: int = 0
     silent: int = 0
+    off_pitch: int = 0  # model notes that left their pitch while held
 
 
 _SYNTH: Synth | None = None  # one long-lived synth per process
+_TUNINGS: dict[tuple[ModelVoice, int], float | None] = {}  # probed model voices
 
 
 def _synth() -> Synth:
@@ -80,18 +89,50 @@ def _synth() -> Synth:
     return _SYNTH
 
 
-def render_note(preset: Preset, pitch: int, velocity: int) -> np.ndarray:
+def render_note(instrument: Instrument, pitch: int, velocity: int) -> np.ndarray:
     """One NSynth note: (64000,) float32 at 16 kHz, held 3 s then released."""
-    hold = round(HOLD_SECONDS * RENDER_RATE)
-    events = [Event(0, "on", 0, pitch, velocity), Event(hold, "off", 0, pitch)]
-    stereo = _synth().render({0: preset}, events, round(NOTE_SECONDS * RENDER_RATE))
-    return resample(stereo.mean(axis=1), RENDER_RATE, NSYNTH_SAMPLE_RATE)
+    n_samples = round(NOTE_SECONDS * RENDER_RATE)
+    if isinstance(instrument, Preset):
+        hold = round(HOLD_SECONDS * RENDER_RATE)
+        events = [Event(0, "on", 0, pitch, velocity), Event(hold, "off", 0, pitch)]
+        mono = _synth().render({0: instrument}, events, n_samples).mean(axis=1)
+    else:
+        tune = _TUNINGS.get((instrument, pitch)) or 1.0
+        note = CsoundNote(0.0, HOLD_SECONDS, pitch, velocity, tune)
+        mono = models.render_notes(instrument, [note], n_samples, RENDER_RATE)
+    return resample(mono, RENDER_RATE, NSYNTH_SAMPLE_RATE)
 
 
-def playable_pitches(preset: Preset) -> tuple[int, ...]:
-    """Keys 21-108 where a held probe note peaks above -50 dBFS."""
-    keys = range(MIN_PITCH, MAX_PITCH + 1)
-    return _synth().playable_keys(preset, keys, PROBE_SECONDS, PLAYABLE_PEAK)
+def playable_pitches(instrument: Instrument) -> tuple[int, ...]:
+    """Keys 21-108 where a held probe note peaks above -50 dBFS (a preset), or sounds at
+    its pitch (a model voice, within the voice's range; its tuning is kept)."""
+    if isinstance(instrument, Preset):
+        keys = range(MIN_PITCH, MAX_PITCH + 1)
+        return _synth().playable_keys(instrument, keys, PROBE_SECONDS, PLAYABLE_PEAK)
+    low, high = instrument.keys
+    keys = range(max(low, MIN_PITCH), min(high, MAX_PITCH) + 1)
+    tunings = models.probe(instrument, list(keys), RENDER_RATE)
+    _TUNINGS.update({(instrument, key): tuning for key, tuning in tunings.items()})
+    return tuple(key for key in keys if tunings[key] is not None)
+
+
+def _held_at_pitch(audio: np.ndarray, pitch: int) -> bool:
+    """Whether a model voice's note stays at its pitch while held (a bowed string or a
+    flute can flip to its octave after the probe's second)."""
+    windows = [(t, t + 0.25) for t in HELD_PITCH_CHECKS]
+    return models.pitch_offsets(audio, pitch, NSYNTH_SAMPLE_RATE, windows) is not None
+
+
+def nsynth_family(instrument: Instrument) -> str:
+    """The instrument's NSynth family."""
+    if isinstance(instrument, Preset):
+        return str(instrument.family)
+    return models.MODELS[instrument.model].nsynth_family
+
+
+def nsynth_source(instrument: Instrument) -> str:
+    """NSynth's instrument_source: how the sound is made (every csound voice: synthetic)."""
+    return instrument.source if isinstance(instrument, Preset) else "synthetic"
 
 
 def choose_pitches(playable: Sequence[int], choice: PitchChoice) -> list[int]:
@@ -108,8 +149,8 @@ def choose_pitches(playable: Sequence[int], choice: PitchChoice) -> list[int]:
 
 
 def _render_instrument(task: NoteTask) -> NoteResult:
-    preset = task.preset
-    result = NoteResult(task.instrument_str, playable_pitches(preset), {})
+    instrument = task.played_by
+    result = NoteResult(task.instrument_str, playable_pitches(instrument), {})
     for pitch in choose_pitches(result.playable, task.pitches):
         for velocity in task.velocities:
             name = note_str(task.instrument_str, pitch, velocity)
@@ -117,17 +158,20 @@ def _render_instrument(task: NoteTask) -> NoteResult:
             if path.exists():
                 result.existing += 1
             else:
-                audio = render_note(preset, pitch, velocity)
+                audio = render_note(instrument, pitch, velocity)
                 if np.abs(audio).max() < SILENT_PEAK:
                     result.silent += 1
+                    continue
+                if isinstance(instrument, ModelVoice) and not _held_at_pitch(audio, pitch):
+                    result.off_pitch += 1
                     continue
                 write_wav(path, audio, NSYNTH_SAMPLE_RATE)
                 result.rendered += 1
             result.examples[name] = example_fields(
                 instrument_str=task.instrument_str,
                 instrument=task.instrument,
-                family=str(preset.family),
-                source=preset.source,
+                family=nsynth_family(instrument),
+                source=nsynth_source(instrument),
                 pitch=pitch,
                 velocity=velocity,
                 note=task.instrument * 100_000 + pitch * 1000 + velocity,
@@ -135,15 +179,17 @@ def _render_instrument(task: NoteTask) -> NoteResult:
     return result
 
 
-def select_instruments(presets: Sequence[Preset], limit: int | None, seed: int) -> list[int]:
-    """Indices of at most `limit` presets, taken family by family in turn so that a small
-    selection still covers every NSynth family; random within a family (seeded)."""
-    if limit is None or limit >= len(presets):
-        return list(range(len(presets)))
+def select_instruments(
+    instruments: Sequence[Instrument], limit: int | None, seed: int
+) -> list[int]:
+    """Indices of at most `limit` instruments, taken family by family in turn so that a
+    small selection still covers every NSynth family; random within a family (seeded)."""
+    if limit is None or limit >= len(instruments):
+        return list(range(len(instruments)))
     rng = np.random.default_rng([seed, 1])
     by_family: dict[str, list[int]] = defaultdict(list)
-    for index, preset in enumerate(presets):
-        by_family[str(preset.family)].append(index)
+    for index, instrument in enumerate(instruments):
+        by_family[nsynth_family(instrument)].append(index)
     queues = [list(rng.permutation(by_family[f])) for f in sorted(by_family)]
     chosen: list[int] = []
     while len(chosen) < limit:
@@ -153,19 +199,25 @@ def select_instruments(presets: Sequence[Preset], limit: int | None, seed: int) 
     return sorted(chosen)
 
 
-def assign_splits(presets: Sequence[Preset], fractions: Sequence[float], seed: int) -> list[str]:
-    """Split of each preset, whole recording families at a time.
+def assign_splits(
+    instruments: Sequence[Instrument], fractions: Sequence[float], seed: int
+) -> list[str]:
+    """Split of each instrument, whole recording families at a time.
 
-    Presets sharing the recording that plays key 60 form one group; groups in seeded
-    random order fill test, then valid, up to their share of instruments (at least one
-    group each when the share is non-zero); the rest is train.
+    Presets sharing the recording that plays key 60 form one group, and the voices of a
+    csound model family another; groups in seeded random order fill test, then valid, up
+    to their share of instruments (at least one group each when the share is non-zero);
+    the rest is train.
     """
     groups: dict[object, list[int]] = defaultdict(list)
-    for index, preset in enumerate(presets):
-        groups[preset.recording or ("alone", index)].append(index)
+    for index, instrument in enumerate(instruments):
+        if isinstance(instrument, Preset):
+            groups[instrument.recording or ("alone", index)].append(index)
+        else:
+            groups[instrument.family].append(index)
     keys = sorted(groups, key=repr)
     order = np.random.default_rng([seed, 2]).permutation(len(keys))
-    n = len(presets)
+    n = len(instruments)
     wanted = {
         split: max(1, round(share * n)) if share > 0 else 0
         for split, share in zip(SPLITS, fractions, strict=True)
@@ -214,6 +266,9 @@ def render_notes(
     pitches: PitchChoice = 12,
     velocities: Sequence[int] = DEFAULT_VELOCITIES,
     split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
+    sources_used: Sequence[str] = sources.DEFAULT_SOURCES,
+    model_names: Sequence[str] | None = None,
+    model_voices: int = sources.DEFAULT_MODEL_VOICES,
     seed: int = 0,
     workers: int = 1,
     progress: bool = True,
@@ -221,7 +276,9 @@ def render_notes(
     """Render NSynth-format notes into `out_dir` and return it (resumes a partial run).
 
     soundfonts: .sf2/.sf3 files (None: the installed Debian GM soundfonts).
-    max_instruments: presets to use, spread over families (None: all of them).
+    sources_used: source kinds (instrec.synth.sources); model_names: csound models (None:
+    all that csound plays here); model_voices: voices per model.
+    max_instruments: instruments to use, spread over families (None: all of them).
     pitches: None = every playable key in 21-108; an int = that many keys spread over
     each preset's playable range; a sequence = those keys where playable.
     velocities: MIDI velocities per pitch (NSynth uses 25, 50, 75, 100, 127).
@@ -230,15 +287,25 @@ def render_notes(
     velocities = tuple(int(v) for v in velocities)
     split_fractions = tuple(float(f) for f in split_fractions)
     _check_options(max_instruments, pitches, velocities, split_fractions, workers)
-    fonts = resolve_soundfonts(soundfonts)
-    presets = note_presets(fonts)
-    if not presets:
+    if model_voices < 1:
+        raise InstrecError(f"model_voices must be at least 1 (got {model_voices})")
+    kinds = sources.parse_sources(sources_used)
+    fonts = sources.source_soundfonts(kinds, soundfonts)
+    chosen_models = sources.source_models(kinds, model_names)
+    instruments: list[Instrument] = [
+        *note_presets(fonts),
+        *models.voices(chosen_models, model_voices),
+    ]
+    if not instruments:
         raise InstrecError(f"{', '.join(fonts)}: no pitched presets to render")
-    names = instrument_strs([(str(p.family), p.source) for p in presets])
-    chosen = select_instruments(presets, max_instruments, seed)
-    splits = assign_splits([presets[i] for i in chosen], split_fractions, seed)
+    names = instrument_strs([(nsynth_family(i), nsynth_source(i)) for i in instruments])
+    chosen = select_instruments(instruments, max_instruments, seed)
+    splits = assign_splits([instruments[i] for i in chosen], split_fractions, seed)
     out = Path(out_dir)
     options = {
+        "sources": list(kinds),
+        "models": chosen_models,
+        "model_voices": model_voices,
         "soundfonts": fonts,
         "max_instruments": max_instruments,
         "pitches": pitches if isinstance(pitches, int | None) else list(pitches),
@@ -251,7 +318,13 @@ def render_notes(
         (out / f"nsynth-{split}" / "audio").mkdir(parents=True, exist_ok=True)
     tasks = [
         NoteTask(
-            presets[i], i, names[i], split, pitches, velocities, out / f"nsynth-{split}" / "audio"
+            instruments[i],
+            i,
+            names[i],
+            split,
+            pitches,
+            velocities,
+            out / f"nsynth-{split}" / "audio",
         )
         for i, split in zip(chosen, splits, strict=True)
     ]
@@ -276,7 +349,8 @@ def render_notes(
         "rendered": sum(r.rendered for r in results.values()),
         "existing": sum(r.existing for r in results.values()),
         "skipped_silent": sum(r.silent for r in results.values()),
-        "instruments_available": len(presets),
+        "skipped_off_pitch": sum(r.off_pitch for r in results.values()),
+        "instruments_available": len(instruments),
     }
     write_json(manifest, {"options": options, "summary": summary})
     return out
@@ -292,14 +366,30 @@ def _write_indexes(out: Path, tasks: Sequence[NoteTask], results: dict[str, Note
         write_json(out / f"nsynth-{split}" / "examples.json", examples)
     instruments = {
         task.instrument_str: {
-            "soundfont": task.preset.soundfont,
-            "bank": task.preset.bank,
-            "program": task.preset.program,
-            "preset_name": task.preset.name,
-            "recording": list(task.preset.recording or ()),
+            **_describe(task.played_by),
             "split": task.split,
             "playable_pitches": list(results[task.instrument_str].playable),
         }
         for task in tasks
     }
     write_json(out / "instruments.json", instruments)
+
+
+def _describe(instrument: Instrument) -> dict[str, object]:
+    """What instruments.json says an instrument is."""
+    if isinstance(instrument, Preset):
+        return {
+            "source": "soundfont",
+            "soundfont": instrument.soundfont,
+            "bank": instrument.bank,
+            "program": instrument.program,
+            "preset_name": instrument.name,
+            "recording": list(instrument.recording or ()),
+        }
+    return {
+        "source": "csound",
+        "model": instrument.model,
+        "voice": instrument.index,
+        "family": instrument.family,
+        "params": dict(instrument.params),
+    }

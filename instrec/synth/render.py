@@ -2,7 +2,11 @@
 instruments (General MIDI soundfonts) and real scores (music21's corpus).
 
 notes:     an NSynth-format dataset of isolated notes (instrec.synth.notes)
-ensembles: an IRMAS-format dataset of multi-instrument excerpts (instrec.synth.ensembles)
+ensembles: an IRMAS-format dataset of multi-instrument excerpts (instrec.synth.ensembles),
+           optionally with a cross-source test set played by held-out instrument families
+Instruments come from soundfonts and csound models (instrec.synth.sources); each part's
+timbre can vary (instrec.synth.timbre). Every ingredient is an option with a name, off by
+default, so an ablation can switch each one on.
 
 Full scale: `instrec synth notes OUT --max-instruments 0 --pitches all --velocities
 25,50,75,100,127 --workers N` renders every pitched preset of the installed soundfonts
@@ -18,8 +22,11 @@ from pathlib import Path
 
 from instrec.errors import InstrecError
 from instrec.synth.ensembles import DEFAULT_TEST_SECONDS, render_ensembles
+from instrec.synth.models import MODELS
 from instrec.synth.notes import DEFAULT_SPLIT_FRACTIONS, DEFAULT_VELOCITIES, render_notes
 from instrec.synth.scores import DEFAULT_COMPOSERS, MULTIPART_COMPOSERS
+from instrec.synth.sources import DEFAULT_MODEL_VOICES, DEFAULT_SOURCES, SOURCE_KINDS
+from instrec.synth.timbre import TIMBRE_OPTIONS
 
 __all__ = ["add_arguments", "render_ensembles", "render_notes", "run"]
 
@@ -44,6 +51,26 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         help="soundfont files (.sf2/.sf3); default: the installed Debian GM "
         "soundfonts (FluidR3, MuseScore General, TimGM6mb)",
     )
+    parser.add_argument(
+        "--sources",
+        default=",".join(DEFAULT_SOURCES),
+        help=f"comma-separated instrument sources, notes and ensembles ({', '.join(SOURCE_KINDS)}, "
+        "or all installed here): "
+        "soundfonts = --soundfonts; csound-gm = csound's GM bank; musescore-lossless = the "
+        "optional lossless MuseScore General; models = csound physical, FM and formant models",
+    )
+    parser.add_argument(
+        "--models",
+        default="all",
+        help=f"csound models when --sources has models, comma-separated ({', '.join(MODELS)}) "
+        "or all (those csound plays here)",
+    )
+    parser.add_argument(
+        "--model-voices",
+        type=int,
+        default=DEFAULT_MODEL_VOICES,
+        help="voices per csound model, each with its own drawn parameters (notes and ensembles)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -52,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         "--max-instruments",
         type=int,
         default=40,
-        help="presets to render, spread over the 11 families (0: all)",
+        help="instruments (presets, model voices) to render, spread over the 11 families (0: all)",
     )
     notes.add_argument(
         "--pitches",
@@ -110,6 +137,34 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     ensembles.add_argument(
         "--drums", type=float, default=0.3, help="share of songs with a drum kit (0-1)"
     )
+    ensembles.add_argument(
+        "--timbre",
+        default="none",
+        help=f"per-part timbre variation, comma-separated ({', '.join(TIMBRE_OPTIONS)}), "
+        "all or none",
+    )
+    ensembles.add_argument(
+        "--holdout-share",
+        type=float,
+        default=0.0,
+        help="share of each class's recording/synthesis families held out of training and "
+        "the in-source test (0: none); chosen over every installed source with --family-seed",
+    )
+    ensembles.add_argument(
+        "--family-seed", type=int, default=0, help="seed of the held-out families"
+    )
+    ensembles.add_argument(
+        "--holdout-from",
+        type=Path,
+        help="hold out the families held out by an earlier render (its families.json)",
+    )
+    ensembles.add_argument(
+        "--cross-source-songs",
+        type=int,
+        default=0,
+        help="test songs whose labelled parts play held-out families only, written to "
+        "OUT/cross-source/ (scores taken from the far end of the seeded order)",
+    )
 
 
 def _pitch_choice(text: str) -> int | list[int] | None:
@@ -123,6 +178,9 @@ def run(args: argparse.Namespace) -> int:
     """Render, then print what was written."""
     common = {
         "soundfonts": args.soundfonts,
+        "sources_used": args.sources.split(","),
+        "model_names": None if args.models == "all" else args.models.split(","),
+        "model_voices": args.model_voices,
         "seed": args.seed,
         "workers": args.workers,
         "progress": not args.no_progress,
@@ -155,6 +213,11 @@ def run(args: argparse.Namespace) -> int:
             composers=composers,
             background_db=args.background_db,
             drums=args.drums,
+            timbre_options=args.timbre.split(","),
+            holdout_share=args.holdout_share,
+            family_seed=args.family_seed,
+            holdout_from=args.holdout_from,
+            cross_source_songs=args.cross_source_songs,
             **common,
         )
         manifest = "render-ensembles.json"

@@ -29,6 +29,17 @@ DEFAULT_SOUNDFONTS: tuple[str, ...] = (
     "/usr/share/sounds/sf3/MuseScore_General.sf3",
     "/usr/share/sounds/sf2/TimGM6mb.sf2",
 )
+# Further GM soundfonts, used when asked for by name: csound's GM bank (Debian
+# csound-soundfont; it mostly replays TimGM6mb's recordings) and the 478 MB lossless
+# MuseScore General (musescore-general-soundfont-lossless: orchestral sections, another
+# grand piano).
+EXTRA_SOUNDFONTS: dict[str, tuple[str, str]] = {
+    "csound-gm": ("/usr/share/sounds/sf2/sf_GMbank.sf2", "csound-soundfont"),
+    "musescore-lossless": (
+        "/usr/share/sounds/sf2/MuseScore_General.sf2",
+        "musescore-general-soundfont-lossless (bash scripts/setup.sh --lossless)",
+    ),
+}
 _KEY_RANGE, _INSTRUMENT, _SAMPLE_ID = 43, 41, 53  # SoundFont 2.04 generator numbers
 _CENTRE_KEY = 60  # the key whose sample names a preset's recording
 
@@ -113,6 +124,34 @@ def note_presets(soundfonts: Sequence[str]) -> list[Preset]:
             seen.add(preset.samples)
             kept.append(preset)
     return kept
+
+
+def recording_families(presets: Sequence[Preset]) -> dict[Preset, str]:
+    """Each preset's recording family: presets linked, directly or through others, by
+    any sample they share form one family, named "sf:" + the smallest member's label.
+
+    Stricter than the key-60 recording (csound's GM bank shares some of TimGM6mb's
+    samples without sharing its key 60 one); meant for the few presets that play one
+    role (e.g. the clarinets), since across all of a GM bank shared layers chain
+    unrelated instruments together.
+    """
+    parent = list(range(len(presets)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_user: dict[RecordingKey, int] = {}
+    for index, preset in enumerate(presets):
+        for sample in preset.samples:
+            other = first_user.setdefault(sample, index)
+            parent[root(index)] = root(other)
+    members: dict[int, list[str]] = {}
+    for index, preset in enumerate(presets):
+        members.setdefault(root(index), []).append(preset.label)
+    return {preset: f"sf:{min(members[root(i)])}" for i, preset in enumerate(presets)}
 
 
 def _chunks(handle: BinaryIO, end: int) -> Iterator[tuple[bytes, int, int]]:
