@@ -334,7 +334,7 @@ def test_meta_device_mac_count_equals_a_real_run() -> None:
 
 def test_models_command_lists_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["models", "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["architectures"]
     assert [row["name"] for row in rows] == list(VARIANTS) == [*MODEL_NAMES, *MEL_MODEL_NAMES]
     by_name = {row["name"]: row for row in rows}
     for name, count in SPEC_COUNTS.items():

@@ -23,6 +23,7 @@ from instrec.errors import InstrecError
 from instrec.model.heads import HEADS, build_head
 from instrec.model.lde import LDEPooling
 from instrec.model.mel import LogMel
+from instrec.model.registry import ShippedModel, read_manifest
 from instrec.model.resnet import ResNet
 from instrec.model.sincnet import PADDINGS, SINC_INITS, SincConv
 
@@ -355,10 +356,14 @@ def run(args: argparse.Namespace) -> int:
         sinc_kernel=args.sinc_kernel,
         sinc_stride=args.sinc_stride,
     )
+    default, shipped = read_manifest()
     if args.format == "json":
         import json
 
-        print(json.dumps(rows, indent=2))
+        models = [
+            {"name": m.name, "default": m.name == default, **m.card} for m in shipped.values()
+        ]
+        print(json.dumps({"architectures": rows, "shipped": models}, indent=2))
         return 0
     print(
         f"{'model':<16} {'input':<8} {'blocks':<8} {'shared':<6} {'params':>10} "
@@ -378,4 +383,24 @@ def run(args: argparse.Namespace) -> int:
         "model this way); 'printed': that count as Lightning's model summary prints it, the "
         "form of the paper's counts; 'w/o sinc' leaves out the 2 x filters sinc cut-offs."
     )
+    print(shipped_table(default, shipped))
     return 0
+
+
+def shipped_table(default: str | None, shipped: dict[str, ShippedModel]) -> str:
+    """The shipped models, one line each: what they are and what their cards measured."""
+    if not shipped:
+        return "\nshipped models: none in this install (give --model PATH to predict)"
+    lines = ["", "shipped models ('instrec predict --model NAME'; * the default):"]
+    for model in shipped.values():
+        card = model.card
+        scores = "; ".join(
+            f"{test_set}: " + ", ".join(f"{metric} {value:.3f}" for metric, value in values.items())
+            for test_set, values in card.get("scores", {}).items()
+        )
+        lines.append(
+            f"{'*' if model.name == default else ' '} {model.name}: {card.get('architecture')} "
+            f"({printed_count(int(card.get('parameters', 0)))} parameters), trained on "
+            f"{card.get('trained_on')}; {scores}; {card.get('speed', '')}".rstrip("; ")
+        )
+    return "\n".join(lines)

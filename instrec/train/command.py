@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         parser.add_argument(
             "--init",
             required=True,
-            help="a pre-trained model file (or its run directory), or 'scratch' for random "
+            help="a pre-trained model file (or its run directory), a shipped model's name "
+            "(see 'instrec models': adapts it to your classes), or 'scratch' for random "
             "weights (then the config's model section picks the architecture)",
         )
         parser.add_argument(

@@ -28,6 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
 from instrec.model.io import load_model_file, save_model_file
+from instrec.model.registry import resolve
 from instrec.model.zoo import Recognizer, build_model
 from instrec.train.config import Config, config_to_dict, dump_config, load_config
 from instrec.train.data_module import ClipData
@@ -133,7 +134,7 @@ def initial_model(
     if init is None or init == "scratch":
         model = build_model(config.model.name, len(classes), **config.model.options)
         return model, "scratch"
-    path = Path(init) / MODEL if Path(init).is_dir() else Path(init)
+    path = Path(init) / MODEL if Path(init).is_dir() else resolve(init, "pt")
     model = load_model_file(path).model
     model.replace_head(len(classes))
     model.train()
