@@ -156,3 +156,15 @@ def test_cover_classes_in_train_moves_unseen_classes() -> None:
     entries = [entry(0, (0,), "train"), entry(1, (0,), "valid"), entry(2, (1,), "valid")]
     moved = cover_classes_in_train(entries)
     assert [e.split for e in moved] == ["train", "valid", "train"]
+
+
+def test_an_evaluation_store_keeps_its_validation_split() -> None:
+    """No training entries: the validation split is there to pick thresholds, not to train."""
+    entries = [
+        Entry(Path(f"{k}.wav"), f"{k}.wav", (k % 2,), "valid" if k < 2 else "test", k)
+        for k in range(4)
+    ]
+    assert cover_classes_in_train(entries) == entries
+    trained = [*entries, Entry(Path("t.wav"), "t.wav", (0,), "train", 9)]
+    moved = cover_classes_in_train(trained)  # class 1 was never trained: its valid item moves
+    assert [e.split for e in moved] == ["valid", "train", "test", "test", "train"]

@@ -14,6 +14,10 @@ normalising wav files again. Layout of a store folder (format version 1):
                    split (train/valid/test), group (int), labels (codes joined by ';') and
                    the loader's own columns (NSynth pitch/family, IRMAS song/genre, ...)
 
+Kinds: nsynth and irmas-train hold one label per item; irmas-test and corpus (rendered
+music, instrec.synth.corpus: every part that sounds in a 1 s clip) any number; a folder
+store whatever its CSV says.
+
 Samples are int16 with one float32 scale per item: 2 bytes a sample, so the full NSynth
 (305,979 one-second notes) takes 9.8 GB, half of float32. NSynth's 16-bit notes are stored
 bit-exactly (scale 1/32768); other audio (resampled, loudness-normalised IRMAS whose peaks
@@ -49,7 +53,9 @@ from instrec.errors import InstrecError
 
 FORMAT = "instrec-clip-store"
 VERSION = 1
-KINDS = ("nsynth", "irmas-train", "irmas-test", "folder")
+KINDS = ("nsynth", "irmas-train", "irmas-test", "folder", "corpus")
+SINGLE_LABEL_KINDS = ("nsynth", "irmas-train")  # one label per item, by how they are read
+MULTI_LABEL_KINDS = ("irmas-test", "corpus")  # any number (a corpus clip: every part heard)
 SPLITS = ("train", "valid", "test")
 AUDIO_DTYPE = np.dtype("<i2")
 FULL_SCALE = 32_768  # int16 steps per unit of a 16-bit source
@@ -69,6 +75,8 @@ class Entry:
     """One source file to decode: its labels (class indices), split, group and extra columns.
 
     A loader lists entries; decoding turns each into one or more clips, every clip a row.
+    `clip_labels`, when given, labels each clip on its own (a rendered corpus: what sounds
+    in that second); `labels` is then their union.
     """
 
     path: Path
@@ -77,6 +85,7 @@ class Entry:
     split: str
     group: int
     columns: dict[str, str] = field(default_factory=dict)
+    clip_labels: tuple[tuple[int, ...], ...] | None = None
 
 
 class ClipStore:
@@ -171,6 +180,15 @@ class ClipStore:
         return self._table["source"]
 
     @cached_property
+    def multi_label(self) -> bool:
+        """Whether an item may hold other than exactly one label, so that training needs a
+        sigmoid per class rather than a softmax (known from the kind; a folder store's
+        targets are looked at)."""
+        if self.kind in SINGLE_LABEL_KINDS or self.kind in MULTI_LABEL_KINDS:
+            return self.kind in MULTI_LABEL_KINDS
+        return bool((self.labels < 0).any())
+
+    @cached_property
     def labels(self) -> np.ndarray:
         """(N,) int64 class index of single-label items; -1 where an item has 0 or 2+ labels.
 
@@ -188,13 +206,20 @@ class ClipStore:
 
         The sampling unit is the song for IRMAS-train (groups) and the item otherwise;
         units are drawn per class so every class keeps at least one (the paper's Fig. 4
-        trains on 10 %...100 % of the IRMAS training songs).
+        trains on 10 %...100 % of the IRMAS training songs). A corpus, whose clips hold
+        several classes each, gives exactly round(fraction x items) clips drawn uniformly,
+        so that a pre-training can be sized to a number of optimiser steps.
         """
         if split not in SPLITS:
             raise InstrecError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
         chosen = np.flatnonzero(self.splits == split).astype(np.int64)
         if fraction >= 1.0 or chosen.size == 0:
             return chosen
+        if self.kind == "corpus":
+            if not 0.0 < fraction <= 1.0:
+                raise InstrecError(f"fraction must be in (0, 1], got {fraction}")
+            count = max(1, round(fraction * chosen.size))
+            return np.sort(np.random.default_rng(seed).choice(chosen, count, replace=False))
         units = self.groups[chosen] if self.kind == "irmas-train" else chosen
         keep = sample_units(units, self.labels[chosen], fraction, seed)
         return chosen[np.isin(units, keep)]
@@ -264,8 +289,12 @@ def split_groups(entries: list[Entry], valid_fraction: float, seed: int) -> list
 
 def cover_classes_in_train(entries: list[Entry]) -> list[Entry]:
     """Move to "train" the validation entries of any class that has no training entry left
-    (e.g. after bad files were skipped), so every validation class was seen in training."""
+    (e.g. after bad files were skipped), so every validation class was seen in training.
+    A store with no training entry at all is for evaluation (its validation split picks
+    thresholds) and is left as it is."""
     trained = {label for e in entries if e.split == "train" for label in e.labels}
+    if not trained:
+        return entries
     return [
         replace(e, split="train") if e.split == "valid" and not trained.issuperset(e.labels) else e
         for e in entries
@@ -317,7 +346,8 @@ class StoreWriter:
         self._offsets = [0]
         self._scales: list[float] = []
         self.entries: list[Entry] = []  # kept entries; may be re-split before finish
-        self._rows: list[tuple[int, dict[str, str]]] = []  # (entry number, per-clip columns)
+        # (entry number, per-clip columns, the clip's labels)
+        self._rows: list[tuple[int, dict[str, str], tuple[int, ...]]] = []
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -333,15 +363,20 @@ class StoreWriter:
         self, entry: Entry, clips: Iterable[np.ndarray], columns: Sequence[dict[str, str]]
     ) -> None:
         """Append the clips decoded from `entry`, one metadata row each (`columns` adds the
-        per-clip fields, e.g. the clip number)."""
+        per-clip fields, e.g. the clip number), labelled by `entry.clip_labels` where given
+        (one per clip, else InstrecError before anything is written) or `entry.labels`."""
+        clips = list(clips)
+        labels = entry.clip_labels or (entry.labels,) * len(clips)
+        if len(labels) != len(clips):
+            raise InstrecError(f"{entry.path}: {len(clips)} clips for {len(labels)} clip labels")
         self.entries.append(entry)
-        for clip, extra in zip(clips, columns, strict=True):
+        for clip, extra, clip_labels in zip(clips, columns, labels, strict=True):
             samples, scale = to_int16(np.asarray(clip, dtype=np.float32))
             with writing(self.path):
                 self._audio.write(samples.astype(AUDIO_DTYPE, copy=False).tobytes())
             self._scales.append(scale)
             self._offsets.append(self._offsets[-1] + samples.size)
-            self._rows.append((len(self.entries) - 1, extra))
+            self._rows.append((len(self.entries) - 1, extra, clip_labels))
 
     def finish(self, sample_rate: int, info: dict[str, Any]) -> Path:
         """Write offsets, targets, metadata and header, then rename the folder into place."""
@@ -385,10 +420,10 @@ class StoreWriter:
         with open(self.tmp / METADATA, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow([*BASE_COLUMNS, *extra_names])
-            for index, (number, extra) in enumerate(self._rows):
+            for index, (number, extra, clip_labels) in enumerate(self._rows):
                 entry = self.entries[number]
                 merged = {**entry.columns, **extra}
-                labels = ";".join(self.classes[k] for k in entry.labels)
+                labels = ";".join(self.classes[k] for k in clip_labels)
                 base = [str(index), entry.source, entry.split, str(entry.group), labels]
                 writer.writerow(base + [merged[name] for name in extra_names])
                 splits[entry.split] += 1
@@ -398,8 +433,8 @@ class StoreWriter:
         """(N, C) float32 multi-hot, written through a memmap (NSynth's is 1.2 GB)."""
         shape = (len(self._rows), len(self.classes))
         targets = np.lib.format.open_memmap(self.tmp / TARGETS, "w+", np.float32, shape)
-        for row, (number, _) in enumerate(self._rows):
-            targets[row, list(self.entries[number].labels)] = 1.0
+        for row, (_, _, labels) in enumerate(self._rows):
+            targets[row, list(labels)] = 1.0
         targets.flush()
         del targets
 
