@@ -31,10 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "instrec.experiments.demo",
         "render, pre-train, fine-tune, evaluate: the whole pipeline, tiny",
     ),
-    "synth": ("instrec.synth.render", "render NSynth-format notes or IRMAS-format ensembles"),
+    "synth": ("instrec.synth.render", "render notes, IRMAS-format music or a labelled music corpus"),
     "prepare": ("instrec.data.prepare", "decode a dataset once into a fast clip store"),
     "models": ("instrec.model.zoo", "list the model variants with parameters and MACs"),
-    "pretrain": ("instrec.train.command", "pre-train on isolated notes (softmax over instruments)"),
+    "pretrain": ("instrec.train.command", "pre-train on isolated notes or on rendered music"),
     "finetune": ("instrec.train.command", "fine-tune on polyphonic music (sigmoid over classes)"),
     "evaluate": ("instrec.evaluate", "F1, LRAP, per-class scores and figures for a model"),
     "reproduce": (

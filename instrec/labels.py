@@ -112,3 +112,30 @@ def irmas_index(code: str) -> int:
     except ValueError:
         known = ", ".join(IRMAS_CLASSES)
         raise ValueError(f"unknown IRMAS class {code!r} (known: {known})") from None
+
+
+# The music pre-training corpus (instrec synth corpus) labels every part that sounds, over
+# a wider class list: IRMAS's eleven (played by the programs and models the rendered
+# ensembles use, so pre-training learns the distinctions fine-tuning needs), the
+# accompaniment IRMAS leaves unannotated (bass, pads, drum kits), and the other pitched
+# General MIDI programs in groups that sound alike (NSynth's families where they are not
+# IRMAS classes). Programs a corpus never plays: those that would blur a class (honky-tonk
+# and electric pianos beside "pia" and csound's FM pianos, rock and reed organs, muted
+# guitar and harmonics, the voice lead), unpitched percussion and sound effects.
+CORPUS_GM_PROGRAMS: dict[str, tuple[int, ...]] = {
+    "strings": (41, 43, 44, 45, 48, 49, 50, 51),  # viola, contrabass, tremolo, pizzicato, sections
+    "plucked": (46, 104, 105, 106, 107),  # harp, sitar, banjo, shamisen, koto
+    "brass": (57, 58, 60, 61, 62, 63),  # trombone, tuba, French horn, brass sections
+    "reed": (21, 22, 23, 68, 69, 70, 109, 111),  # free reeds, oboe, cor anglais, bassoon, ...
+    "pipe": (74, 75, 76, 77, 78, 79),  # recorder, pan flute, bottle, shakuhachi, whistle, ocarina
+    "keyboard": (6, 7),  # harpsichord, clavinet
+    "mallet": (8, 9, 10, 11, 12, 13, 14, 15, 108, 112, 114),  # celesta ... steel drums
+    "synth_lead": (80, 81, 82, 83, 84, 86, 87),
+}
+CORPUS_DRUMS = "drums"  # a GM drum kit on channel 10
+CORPUS_CLASSES: tuple[str, ...] = (
+    *IRMAS_CLASSES,
+    *ACCOMPANIMENT_GM_PROGRAMS,
+    CORPUS_DRUMS,
+    *CORPUS_GM_PROGRAMS,
+)

@@ -150,10 +150,10 @@ def test_model_parts_render_the_same_samples_every_time() -> None:
     clarinet = models.voice("clarinet-wg", 0)
     notes = _score().parts[1]
     variation = timbre.draw(TIMBRE_OPTIONS, np.random.default_rng(0))
-    played = ensembles._folded("cla", clarinet, notes, 0)
+    played = ensembles.folded("cla", clarinet, notes, 0)
     jitter = (0,) * len(notes)
     lead = Voice("cla", True, clarinet, notes, 0, 40, "csound:x", variation, jitter, played)
-    part = ensembles._part_notes(lead, 0.0, 3.0, 0.5)
+    part = ensembles.part_notes(lead, 0.0, 3.0, 0.5)
     first = ensembles.render_part(lead, part, 44_100 * 3)
     np.testing.assert_array_equal(first, ensembles.render_part(lead, part, 44_100 * 3))
     assert first.shape == (44_100 * 3, 2) and np.abs(first[:, 0]).max() > np.abs(first[:, 1]).max()

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from instrec.atomic import claim
 from instrec.audio import DEFAULT_LUFS, SAMPLE_RATE
-from instrec.data import folder, irmas, nsynth
+from instrec.data import corpus, folder, irmas, nsynth
 from instrec.data.store import (
     HEADER,
     ClipStore,
@@ -37,7 +37,7 @@ from instrec.data.store import (
 from instrec.errors import AudioError, InstrecError
 from instrec.labels import IRMAS_CLASSES
 
-DATASETS = ("nsynth", "irmas-train", "irmas-test", "folder")
+DATASETS = ("nsynth", "irmas-train", "irmas-test", "folder", "corpus")
 SHOWN_SKIPS = 5  # skipped files named on the terminal; store.json lists every one
 Decode = Callable[[Path], np.ndarray]  # file -> (clips, samples) float32
 
@@ -99,7 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         choices=DATASETS,
         help="nsynth: ROOT holds nsynth-train/valid/test; irmas-train: ROOT holds "
         "IRMAS-TrainingData; irmas-test: ROOT holds IRMAS-TestingData-Part1/2/3; "
-        "folder: ROOT holds your audio, listed by --csv",
+        "folder: ROOT holds your audio, listed by --csv; corpus: ROOT is an 'instrec synth "
+        "corpus' render (multi-label clips)",
     )
     parser.add_argument("root", type=Path, help="dataset folder, laid out as distributed")
     parser.add_argument("--out", type=Path, required=True, help="store folder to create")
@@ -168,7 +169,8 @@ def _prepare(args: argparse.Namespace) -> int:
     plan.entries = subsample(plan, args.limit, args.fraction, args.seed)
     with StoreWriter(args.out, plan.kind, plan.classes, force=args.force) as writer:
         files = write_clips(writer, plan, skips, args.workers)
-        writer.entries = cover_classes_in_train(writer.entries)
+        if plan.kind != "corpus":  # a corpus keeps its render's score-disjoint splits
+            writer.entries = cover_classes_in_train(writer.entries)
         info = {
             "root": str(args.root.resolve()),
             "options": plan.options,
@@ -203,6 +205,10 @@ def make_plan(args: argparse.Namespace, skips: SkipLog) -> Plan:
         decode = partial(irmas.excerpt_clips, lufs=lufs, normalize=args.normalize)
         options = {"valid_fraction": valid, "lufs": lufs, "normalize": args.normalize}
         return Plan("irmas-train", IRMAS_CLASSES, entries, decode, True, options)
+    if args.dataset == "corpus":
+        entries, classes = corpus.index_corpus(root, skips)
+        decode = partial(corpus.corpus_clips, lufs=lufs)
+        return Plan("corpus", classes, entries, decode, True, {"lufs": lufs})
     if args.dataset == "irmas-test":
         entries = irmas.index_testing(root, skips)
         return Plan(
@@ -302,6 +308,9 @@ def _consume(
         bar.update()
         if clips is None:
             skips(entry.path, reason)
+            continue
+        if entry.clip_labels is not None and len(entry.clip_labels) != len(clips):
+            skips(entry.path, f"{len(clips)} clips where its labels list {len(entry.clip_labels)}")
             continue
         columns = [{"clip": str(k)} for k in range(len(clips))] if plan.clip_column else [{}]
         writer.add(entry, clips, columns)

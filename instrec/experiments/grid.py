@@ -1,36 +1,52 @@
 """The grid's cells: planned from the experiments, keyed by their settings, run and cached.
 
 One seed of a recipe is a fine-tuning *cell* (fine-tune, then evaluate on the test
-store), which starts from a pre-training cell unless it starts from random weights. Each
-cell lives in its own directory, named by its settings and keyed by a digest of its
-resolved config, its data and its initial weights:
+store), which starts from a pre-training cell unless it starts from random weights; a
+pre-training cell may itself start from another (notes, then music). Each cell lives in
+its own directory, named by its settings and keyed by a digest of its resolved config,
+its data and its initial weights:
 
     OUT/cells/pretrain/<model>-<augmentations>-s<seed>-<key>/run/model.pt
+    OUT/cells/pretrain/<model>-music|notes-half|notes+music-s<seed>-<key>/run/model.pt
     OUT/cells/finetune/<model>-<init>-f<fraction>-s<seed>-<key>/run/model.pt
     OUT/cells/finetune/<...>/eval-<threshold protocol>-<data key>/metrics.json
 
 so a rerun skips every finished cell, resumes an interrupted one from its checkpoint, and
 a pre-trained checkpoint is shared by every fine-tuning that starts from it (Table II's
-pre-trained row is Table III's "all" row and Fig. 4's 100 % point).
+pre-trained row is Table III's "all" row, Fig. 4's 100 % point and `init`'s notes row).
+
+Equal pre-training compute (`init`): the note pre-training takes E epochs of S steps; the
+music pre-training takes the same E x S optimiser steps on the corpus (music_schedule:
+the fewest epochs, each of a seeded, exactly sized share of the corpus), and the chain
+E // 2 epochs of notes, then the remaining steps on music from that model. Every stage
+warms up over the same share of its steps as the note pre-training. Fig. 4's curve for
+the best two initialisations is a *follow-up*: planned in run_grid once `init`'s cells
+have their scores.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from instrec.atomic import write_text_atomic
+from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
 from instrec.experiments.presets import (
     ABLATIONS,
+    CURVE_ROWS,
     DEFAULT_FRACTIONS,
+    INIT_CURVE,
     Preset,
     Recipe,
     experiment_rows,
@@ -41,11 +57,23 @@ from instrec.train.run_dir import CONFIG, MODEL
 
 @dataclass(frozen=True)
 class Stores:
-    """The three prepared clip stores a grid runs on."""
+    """The prepared clip stores a grid runs on; the music corpus is made on first need."""
 
     notes: Path  # pre-training (NSynth or rendered notes)
     music: Path  # fine-tuning, with a validation split (IRMAS-train or rendered)
     test: Path  # evaluation (IRMAS-test or rendered)
+    corpus: Path | None = None  # pre-training on music (instrec synth corpus), or:
+    make_corpus: Callable[[], Path] | None = field(default=None, compare=False, repr=False)
+
+    def corpus_store(self) -> Path:
+        """The corpus store (rendered and prepared now if it has to be)."""
+        if self.corpus is not None:
+            return self.corpus
+        if self.make_corpus is None:
+            raise InstrecError(
+                "the init experiment pre-trains on rendered music: these stores have no corpus"
+            )
+        return self.make_corpus()
 
 
 def store_digest(path: Path) -> str:
@@ -70,7 +98,14 @@ class Cell:
     data: str  # the training store
     data_digest: str
     label: str  # readable settings, the first part of the directory name
-    init: Cell | None = None  # fine-tuning: the pre-training it starts from; None: scratch
+    init: Cell | None = None  # the pre-training it starts from; None: scratch
+    steps: int = 0  # a pre-training's optimiser steps (one device); 0 for fine-tuning
+
+    @property
+    def pretrain_steps(self) -> int:
+        """Optimiser steps of every pre-training this cell's weights went through."""
+        own = self.steps if self.stage == "pretrain" else 0
+        return own + (0 if self.init is None else self.init.pretrain_steps)
 
     def config(self) -> Config:
         return load_config(self.config_name, self.overrides)
@@ -95,17 +130,60 @@ class Cell:
         return out / "cells" / self.stage / self.name
 
 
+Rows = dict[Recipe, tuple[Cell, ...]]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """An experiment planned once another's scores are in: Fig. 4's curve (one seed) for
+    the `count` rows of `source` with the best mean F1-micro."""
+
+    experiment: str
+    source: str
+    fractions: tuple[float, ...]
+    plan: Callable[[Recipe], Cell]  # a recipe's fine-tuning cell for the curve's seed
+    count: int = CURVE_ROWS
+
+    def rows(self, source: Rows, metrics: dict[str, dict[str, Any]]) -> Rows:
+        """The curve's rows for the best rows of `source` that have a finished seed."""
+        scored = [
+            (float(np.mean([metrics[c.key]["f1_micro"] for c in done])), k, recipe)
+            for k, (recipe, cells) in enumerate(source.items())
+            if (done := [c for c in cells if c.key in metrics])
+        ]
+        best = [recipe for _, _, recipe in sorted(scored, key=lambda s: (-s[0], s[1]))]
+        return {
+            replace(recipe, fraction=f): (self.plan(replace(recipe, fraction=f)),)
+            for recipe in best[: self.count]
+            for f in self.fractions
+        }
+
+
 @dataclass(frozen=True)
 class Grid:
-    """What to run: experiment -> recipe -> one fine-tuning cell per seed."""
+    """What to run: experiment -> recipe -> one fine-tuning cell per seed, and the
+    experiments planned after those have run."""
 
-    rows: dict[str, dict[Recipe, tuple[Cell, ...]]]
+    rows: dict[str, Rows]
+    follow_ups: tuple[FollowUp, ...] = ()
 
     def finetune_cells(self) -> list[Cell]:
         return _unique(cell for rows in self.rows.values() for c in rows.values() for cell in c)
 
     def pretrain_cells(self) -> list[Cell]:
-        return _unique(c.init for c in self.finetune_cells() if c.init is not None)
+        """Every pre-training the fine-tunings need, each after the one it starts from."""
+        return _pretrainings(self.finetune_cells())
+
+
+def _pretrainings(finetunes: Iterable[Cell]) -> list[Cell]:
+    chains: list[Cell] = []
+    for cell in finetunes:
+        chain, parent = [], cell.init
+        while parent is not None:
+            chain.append(parent)
+            parent = parent.init
+        chains += reversed(chain)
+    return _unique(chains)
 
 
 def _unique(cells: Iterable[Cell]) -> list[Cell]:
@@ -122,49 +200,128 @@ def plan_grid(
 ) -> Grid:
     """Every cell the experiments need; cells with equal settings are one cell."""
     model = load_config(preset.pretrain, overrides).model.name
-    notes_digest, music_digest = store_digest(stores.notes), store_digest(stores.music)
-    rows: dict[str, dict[Recipe, tuple[Cell, ...]]] = {}
+    planner = Planner(preset, stores, tuple(overrides))
+    rows: dict[str, Rows] = {}
+    follow_ups = []
     for experiment in experiments:
         rows[experiment] = {
-            recipe: tuple(
-                _finetune_cell(recipe, seed, preset, stores, overrides, notes_digest, music_digest)
-                for seed in seeds
-            )
+            recipe: tuple(planner.finetune_cell(recipe, seed) for seed in seeds)
             for recipe in experiment_rows(experiment, model, fractions)
         }
-    return Grid(rows)
+        if experiment == "init":
+            plan = functools.partial(planner.finetune_cell, seed=seeds[0])
+            follow_ups.append(FollowUp(INIT_CURVE, "init", tuple(sorted(fractions)), plan))
+    return Grid(rows, tuple(follow_ups))
 
 
-def _finetune_cell(
-    recipe: Recipe,
-    seed: int,
-    preset: Preset,
-    stores: Stores,
-    overrides: Sequence[str],
-    notes_digest: str,
-    music_digest: str,
-) -> Cell:
-    common = (*overrides, f"model.name={recipe.model}", f"seed={seed}")
-    init = None
-    if recipe.pretrain is not None:
-        init = Cell(
-            "pretrain",
-            preset.pretrain,
-            (*common, *ABLATIONS[recipe.pretrain]),
-            str(stores.notes),
-            notes_digest,
-            f"{recipe.model}-{recipe.pretrain}-s{seed}",
+def music_schedule(steps: int, items: int, batch: int) -> tuple[int, float]:
+    """(epochs, data.fraction) that make a pre-training on a corpus of `items` training
+    clips take exactly `steps` optimiser steps of `batch` clips: the fewest epochs whose
+    steps divide `steps` and fit the corpus (one epoch where the corpus has steps x batch
+    clips: every clip seen once), each of a seeded share of exactly steps/epochs x batch
+    clips (ClipStore.indices draws a corpus fraction exactly)."""
+    if items < batch:
+        raise InstrecError(
+            f"the corpus has {items} training clips, fewer than one batch of {batch}"
         )
-    return Cell(
-        "finetune",
-        preset.finetune if init is not None else preset.scratch,
-        (*common, f"data.fraction={recipe.fraction}"),
-        str(stores.music),
-        music_digest,
-        f"{recipe.model}-{'scratch' if init is None else 'pre-' + str(recipe.pretrain)}"
-        f"-f{recipe.fraction:g}-s{seed}",
-        init,
-    )
+    epochs = next(e for e in range(1, steps + 1) if steps % e == 0 and steps // e * batch <= items)
+    return epochs, steps // epochs * batch / items
+
+
+class Planner:
+    """Turns recipes into cells for one preset, stores and overrides (digests and step
+    counts worked out once)."""
+
+    def __init__(self, preset: Preset, stores: Stores, overrides: tuple[str, ...]) -> None:
+        self.preset, self.stores, self.overrides = preset, stores, overrides
+        self.notes_digest = store_digest(stores.notes)
+        self.music_digest = store_digest(stores.music)
+
+    @functools.cached_property
+    def corpus(self) -> tuple[Path, str, int]:
+        """(the corpus store, its digest, its training clips)."""
+        path = self.stores.corpus_store()
+        return path, store_digest(path), int(ClipStore.open(path).indices("train").size)
+
+    @functools.cached_property
+    def notes_store(self) -> ClipStore:
+        return ClipStore.open(self.stores.notes)
+
+    def notes_steps(self, overrides: tuple[str, ...]) -> tuple[int, int]:
+        """(epochs, steps per epoch) of the note pre-training with these overrides (on one
+        device: its training items over the batch size, as ClipData counts them)."""
+        config = load_config(self.preset.pretrain, overrides)
+        items = self.notes_store.indices("train", config.data.fraction, config.seed)
+        return config.trainer.epochs, items.size // config.trainer.batch_size
+
+    def finetune_cell(self, recipe: Recipe, seed: int) -> Cell:
+        common = (*self.overrides, f"model.name={recipe.model}", f"seed={seed}")
+        init = None if recipe.pretrain is None else self.pretrain_cell(recipe, seed, common)
+        tag = "scratch" if init is None else f"pre-{recipe.init.replace('+', '-')}"
+        return Cell(
+            "finetune",
+            self.preset.finetune if init is not None else self.preset.scratch,
+            (*common, f"data.fraction={recipe.fraction}"),
+            str(self.stores.music),
+            self.music_digest,
+            f"{recipe.model}-{tag}-f{recipe.fraction:g}-s{seed}",
+            init,
+        )
+
+    def pretrain_cell(self, recipe: Recipe, seed: int, common: tuple[str, ...]) -> Cell:
+        """The pre-training a recipe's fine-tuning starts from (the last of a chain)."""
+        assert recipe.pretrain is not None
+        notes = (*common, *ABLATIONS[recipe.pretrain])
+        epochs, per_epoch = self.notes_steps(notes)
+        if recipe.data == "notes":
+            return self._notes_cell(notes, epochs, f"{recipe.model}-{recipe.pretrain}-s{seed}")
+        if recipe.data == "music":
+            return self._music_cell(common, epochs * per_epoch, f"{recipe.model}-music-s{seed}")
+        if epochs < 2:
+            raise InstrecError(
+                f"the notes-then-music chain splits the pre-training's epochs: it needs "
+                f"trainer.epochs of 2 or more (got {epochs})"
+            )
+        half = self._notes_cell(
+            notes, epochs // 2, f"{recipe.model}-notes-half-s{seed}", self._warmup(epochs // 2)
+        )
+        rest = (epochs - epochs // 2) * per_epoch
+        return self._music_cell(common, rest, f"{recipe.model}-notes+music-s{seed}", half)
+
+    def _warmup(self, epochs: int) -> tuple[str, ...]:
+        """Warm-up over the note pre-training's share of a stage of `epochs` epochs."""
+        config = load_config(self.preset.pretrain, self.overrides)
+        share = config.optim.warmup_epochs / config.trainer.epochs
+        return (f"trainer.epochs={epochs}", f"optim.warmup_epochs={share * epochs!r}")
+
+    def _notes_cell(
+        self, overrides: tuple[str, ...], epochs: int, label: str, extra: tuple[str, ...] = ()
+    ) -> Cell:
+        overrides = (*overrides, *extra)
+        steps = epochs * self.notes_steps(overrides)[1]
+        return Cell(
+            "pretrain",
+            self.preset.pretrain,
+            overrides,
+            str(self.stores.notes),
+            self.notes_digest,
+            label,
+            steps=steps,
+        )
+
+    def _music_cell(
+        self, common: tuple[str, ...], steps: int, label: str, init: Cell | None = None
+    ) -> Cell:
+        """`steps` optimiser steps on the corpus (music_schedule), from `init` or scratch."""
+        if steps < 1:
+            raise InstrecError("the notes store has fewer training items than one batch")
+        path, digest, items = self.corpus
+        batch = load_config(self.preset.pretrain_music, common).trainer.batch_size
+        epochs, fraction = music_schedule(steps, items, batch)
+        overrides = (*common, *self._warmup(epochs), f"data.fraction={fraction!r}")
+        return Cell(
+            "pretrain", self.preset.pretrain_music, overrides, str(path), digest, label, init, steps
+        )
 
 
 # ---- running cells ----------------------------------------------------------------------
@@ -174,6 +331,13 @@ def _real_pretrain(config: Config, data: Path, out: Path, resume: bool) -> Path:
     from instrec.train.fit import pretrain
 
     return pretrain(config, data, out, resume=resume)
+
+
+def _real_pretrain_from(config: Config, data: Path, init: str, out: Path, resume: bool) -> Path:
+    """A pre-training that starts from another's model file (its body; a new head)."""
+    from instrec.train.fit import fit
+
+    return fit(config, data, out, init, resume)
 
 
 def _real_finetune(config: Config, data: Path, init: str, out: Path, resume: bool) -> Path:
@@ -204,16 +368,20 @@ class Steps:
     pretrain: Callable[[Config, Path, Path, bool], Path] = _real_pretrain
     finetune: Callable[[Config, Path, str, Path, bool], Path] = _real_finetune
     evaluate: Callable[[Path, Path, Path, str, Path], dict[str, Any]] = _real_evaluate
+    pretrain_from: Callable[[Config, Path, str, Path, bool], Path] = _real_pretrain_from
 
 
 @dataclass
 class Outcome:
-    """What a grid run did: metrics per finished fine-tuning cell (by key), counts."""
+    """What a grid run did: metrics per finished fine-tuning cell (by key), counts, and
+    the rows of the follow-up experiments it planned."""
 
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     ran: int = 0
     cached: int = 0
     failed: list[str] = field(default_factory=list)
+    rows: dict[str, Rows] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)  # keys of cells that failed or could not run
 
 
 def say(message: str) -> None:
@@ -247,11 +415,13 @@ def _train(cell: Cell, out: Path, steps: Steps, step_text: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     _write_cell_info(cell, directory)
     config = cell.config()
-    if cell.stage == "pretrain":
-        return steps.pretrain(config, Path(cell.data), run, resume)
     assert cell.init is None or cell.init.directory(out).is_dir()
     init = "scratch" if cell.init is None else str(cell.init.directory(out) / "run" / MODEL)
-    return steps.finetune(config, Path(cell.data), init, run, resume)
+    if cell.stage == "finetune":
+        return steps.finetune(config, Path(cell.data), init, run, resume)
+    if cell.init is None:
+        return steps.pretrain(config, Path(cell.data), run, resume)
+    return steps.pretrain_from(config, Path(cell.data), init, run, resume)
 
 
 def evaluation_dir(cell: Cell, out: Path, stores: Stores, threshold_from: str) -> Path:
@@ -285,40 +455,66 @@ def run_grid(
     threshold_from: str = "validation",
     steps: Steps | None = None,
 ) -> Outcome:
-    """Run every unfinished cell (pre-trainings first) and collect the evaluations.
+    """Run every unfinished cell (pre-trainings first) and collect the evaluations; then
+    plan and run the follow-up experiments (their rows are in the outcome).
 
-    A failing cell is reported and skipped (with the fine-tunings that need it); the
-    others still run.
+    A failing cell is reported and skipped (with the cells that need it); the others
+    still run.
     """
-    steps = steps or Steps()
     outcome = Outcome()
-    broken: set[str] = set()
-    cells = [*grid.pretrain_cells(), *grid.finetune_cells()]
+    run = functools.partial(
+        _run_cells,
+        stores=stores,
+        out=out,
+        threshold_from=threshold_from,
+        steps=steps or Steps(),
+        outcome=outcome,
+    )
+    run([*grid.pretrain_cells(), *grid.finetune_cells()])
+    for follow in grid.follow_ups:
+        rows = follow.rows(grid.rows[follow.source], outcome.metrics)
+        outcome.rows[follow.experiment] = rows
+        cells = _unique(cell for c in rows.values() for cell in c)
+        run([cell for cell in cells if cell.key not in outcome.metrics], follow.experiment)
+    return outcome
+
+
+def _run_cells(
+    cells: Sequence[Cell],
+    what: str = "cell",
+    *,
+    stores: Stores,
+    out: Path,
+    threshold_from: str,
+    steps: Steps,
+    outcome: Outcome,
+) -> None:
+    """Run `cells` in order into `outcome`; a cell whose initial weights failed fails."""
     for number, cell in enumerate(cells, start=1):
-        step_text = f"cell {number}/{len(cells)}"
-        if cell.init is not None and cell.init.key in broken:
+        step_text = f"{what} {number}/{len(cells)}"
+        if cell.init is not None and cell.init.key in outcome.broken:
             outcome.failed.append(f"{cell.name}: its pre-training failed")
+            outcome.broken.add(cell.key)
             continue
         try:
             finished, metrics = _run_cell(cell, stores, out, threshold_from, steps, step_text)
         except InstrecError as error:
             say(f"{step_text} {cell.name} failed: {error}")
             outcome.failed.append(f"{cell.name}: {error}")
-            broken.add(cell.key)
+            outcome.broken.add(cell.key)
             continue
         outcome.cached += finished
         outcome.ran += not finished
         if metrics is not None:
-            outcome.metrics[cell.key] = metrics
-    return outcome
+            outcome.metrics[cell.key] = {**metrics, "pretrain_steps": cell.pretrain_steps}
 
 
 def collect(grid: Grid, outcome: Outcome) -> dict[str, dict[Recipe, list[dict[str, Any]]]]:
-    """experiment -> recipe -> the metrics of its finished seeds."""
+    """experiment -> recipe -> the metrics of its finished seeds (follow-ups last)."""
     return {
         experiment: {
             recipe: [outcome.metrics[c.key] for c in cells if c.key in outcome.metrics]
             for recipe, cells in rows.items()
         }
-        for experiment, rows in grid.rows.items()
+        for experiment, rows in {**grid.rows, **outcome.rows}.items()
     }

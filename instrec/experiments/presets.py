@@ -1,20 +1,27 @@
 """What the paper ran, at three scales: experiments, their rows (`Recipe`) and presets.
 
-An experiment (Table II, Table III, Fig. 3, Fig. 4, Fig. 7, Table IV) is a set of rows;
-a row is a `Recipe` (initial weights, backbone, share of the fine-tuning data) run once
-per seed. A `Preset` is a scale: its training configs and how much data it renders.
+An experiment (Table II, Table III, Fig. 3, Fig. 4, Fig. 7, Table IV, and beyond the
+paper `init`: initialisations at equal pre-training compute) is a set of rows; a row is a
+`Recipe` (initial weights, backbone, share of the fine-tuning data) run once per seed. A
+`Preset` is a scale: its training configs and how much data it renders.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from instrec.errors import InstrecError
 from instrec.model.zoo import MODEL_NAMES
 
-EXPERIMENTS = ("table2", "fig3", "table3", "fig4", "fig7", "table4")
+EXPERIMENTS = ("table2", "fig3", "table3", "fig4", "fig7", "table4", "init")
+# The paper's future work, measured: random / notes / rendered music / notes then music,
+# every pre-training the same number of optimiser steps; then Fig. 4's curve (one seed)
+# for the best two, planned once their scores are in (a follow-up of "init")
+INIT_CURVE = "init-fractions"
+CURVE_ROWS = 2
+PRETRAIN_DATA = ("notes", "music", "notes+music")  # what a Recipe pre-trains on
 # Table III: pre-training augmentations switched off, as config overrides
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "all": (),
@@ -24,6 +31,8 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "no-concat": ("augment.concat_p=0",),
 }
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)  # Fig. 4: shares of the IRMAS training songs
+# every source and timbre variation installed here: pre-training should hear many timbres
+CORPUS_SOURCES: dict[str, Any] = {"sources_used": ("all",), "timbre_options": ("all",)}
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,10 @@ class Preset:
     music: dict[str, Any]  # render_ensembles options
     limits: dict[str, int | None]
     about: str
+    pretrain_music: str = "pretrain_music"  # the pre-training config on rendered music
+    # instrec.synth.corpus.render_corpus options: at least as many training clips as the
+    # note pre-training's clips x epochs, so the music pre-training sees each clip once
+    corpus: dict[str, Any] = field(default_factory=dict)
 
 
 PRESETS: dict[str, Preset] = {
@@ -52,6 +65,8 @@ PRESETS: dict[str, Preset] = {
         limits={"nsynth": 3000, "irmas-train": 300, "irmas-test": 100},
         about="CPU, minutes: a cut-down ShaResNet18 (133 K parameters), 4 epochs, about "
         "a thousand clips",
+        pretrain_music="tiny_pretrain_music",
+        corpus={"renditions": 500, **CORPUS_SOURCES},  # 4 x 31 steps x 32 = 3,968 clips
     ),
     "small": Preset(
         "small",
@@ -64,6 +79,8 @@ PRESETS: dict[str, Preset] = {
         about="CPU, about an hour per seed of Table II (64 min on 2 cores): ShaResNet18 at "
         "the paper's width with 64 sinc filters, 10 + 15 epochs, about 2,200 notes and "
         "1,600 clips",
+        pretrain_music="small_pretrain_music",
+        corpus={"renditions": 2800, **CORPUS_SOURCES},  # 10 x 34 steps x 64 = 21,760 clips
     ),
     "paper": Preset(
         "paper",
@@ -74,6 +91,7 @@ PRESETS: dict[str, Preset] = {
         music={"train_songs": 1200, "test_songs": 400, "train_excerpts": 6, "test_excerpts": 3},
         limits={"nsynth": None, "irmas-train": None, "irmas-test": None},
         about="GPU: the paper's recipe (ResNet34, 30 + 40 epochs, batch 128 / 64)",
+        corpus={"renditions": 10000, **CORPUS_SOURCES},  # repeated: NSynth is 290 K notes
     ),
 }
 
@@ -85,10 +103,14 @@ class Recipe:
     pretrain: str | None  # the pre-training's augmentations (an ABLATIONS key); None: random
     model: str  # backbone (instrec.model.zoo name)
     fraction: float = 1.0  # share of the fine-tuning songs
+    data: str = "notes"  # what it pre-trains on (PRETRAIN_DATA)
 
     @property
     def init(self) -> str:
-        return "random" if self.pretrain is None else self.pretrain
+        """random, the augmentations of a note pre-training, or music / notes+music."""
+        if self.pretrain is None:
+            return "random"
+        return self.pretrain if self.data == "notes" else self.data
 
 
 def experiment_rows(
@@ -103,4 +125,6 @@ def experiment_rows(
         return [Recipe(init, model, f) for init in (None, "all") for f in sorted(fractions)]
     if experiment == "fig7":
         return [Recipe("all", name) for name in MODEL_NAMES]
+    if experiment == "init":
+        return [Recipe(None, model), *(Recipe("all", model, 1.0, data) for data in PRETRAIN_DATA)]
     raise InstrecError(f"unknown experiment {experiment!r} (known: {', '.join(EXPERIMENTS)})")

@@ -2,15 +2,17 @@
 
 An experiment's rows (recipe -> the metrics of its finished seeds) become a Markdown table
 of mean ± sample std over seeds beside the paper's numbers, and for Fig. 3, 4 and 7 a PNG
-too. `write_report` gathers every experiment into OUT/report.md, one OUT/<experiment>.md
-per experiment and OUT/results.json; it is rerun after every grid run, a view of the cells.
+too; `init` (initialisations at equal pre-training compute) and its Fig. 4-style curve
+for the best two are beyond the paper. `write_report` gathers every experiment into
+OUT/report.md, one OUT/<experiment>.md per experiment and OUT/results.json; it is rerun
+after every grid run, a view of the cells.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from instrec import report
 from instrec.atomic import write_text_atomic
-from instrec.experiments.presets import Recipe
+from instrec.experiments.presets import INIT_CURVE, Recipe
 
 # Table III's row names for instrec.experiments.reproduce.ABLATIONS
 ABLATION_LABELS = {
@@ -62,6 +64,13 @@ PAPER_TABLE4: tuple[tuple[str, str, str, str, str], ...] = (
     ("Pons et al.", "mel", "0.589", "0.516", "–"),
     ("Han et al.", "mel", "0.619", "0.513", "–"),
 )
+# `init`'s rows: what the fine-tuning starts from (Recipe.init)
+INIT_LABELS = {
+    "random": "random init",
+    "all": "pre-trained on notes",
+    "music": "pre-trained on rendered music",
+    "notes+music": "notes, then rendered music",
+}
 PAPER_FIG7 = {  # F1-micro the paper prints for a backbone (pre-trained, all augmentations)
     "resnet34": "0.674 (1.3 M)",
     "sharesnet34": "0.663 (836 K)",
@@ -139,21 +148,53 @@ def fig3(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path) -> str:
 
 def fig4(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path) -> str:
     """Fig. 4: F1-micro against the share of fine-tuning data, both initialisations."""
+    return fraction_curve(rows, out / FIGURES["fig4"], _series_name)
+
+
+def init_table(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]]) -> str:
+    """Initialisations at equal pre-training compute: each row's optimiser steps beside
+    its scores (the chain's steps are its notes and music stages together)."""
+    body = []
+    for recipe, runs in rows.items():
+        steps = sorted({int(run["pretrain_steps"]) for run in runs if "pretrain_steps" in run})
+        body.append(
+            [INIT_LABELS[recipe.init], ", ".join(map(str, steps)) or "–", *_scores(runs), len(runs)]
+        )
+    header = ["initialisation", "pre-training steps", *METRIC_NAMES, "seeds"]
+    return report.markdown_table(header, body)
+
+
+def init_curve(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path) -> str:
+    """Fig. 4's curve (one seed) for the best two initialisations of `init`."""
+    if not rows:
+        return "No initialisation of the init experiment has finished yet."
+    return fraction_curve(rows, out / FIGURES[INIT_CURVE], lambda r: INIT_LABELS[r.init])
+
+
+def fraction_curve(
+    rows: Mapping[Recipe, Sequence[Mapping[str, Any]]],
+    path: Path,
+    name_of: Callable[[Recipe], str],
+) -> str:
+    """F1-micro against the share of fine-tuning data, one series per `name_of`, mean ±
+    std over seeds: a figure at `path` and a table (series in the order met)."""
     series: dict[str, tuple[list[float], list[float], list[float] | None]] = {}
     table: dict[float, dict[str, str]] = {}
+    names: list[str] = []
     for recipe, runs in rows.items():
-        table.setdefault(recipe.fraction, {})[_series_name(recipe)] = _cells(runs, "f1_micro")
+        name = name_of(recipe)
+        names += [name] if name not in names else []
+        table.setdefault(recipe.fraction, {})[name] = _cells(runs, "f1_micro")
         if not runs:
             continue
         values = [float(run["f1_micro"]) for run in runs]
-        fractions, means, stds = series.setdefault(_series_name(recipe), ([], [], []))
+        fractions, means, stds = series.setdefault(name, ([], [], []))
         fractions.append(recipe.fraction)
         means.append(float(np.mean(values)))
         assert stds is not None
         stds.append(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
     if series:
-        report.f1_vs_fraction_plot(series, out / "fig4_f1_vs_fraction.png")
-    names = ["random init", "pre-trained"]
+        report.f1_vs_fraction_plot(series, path)
     body = [
         [f"{100 * f:g} %", *(cells.get(n, "–") for n in names)]
         for f, cells in sorted(table.items())
@@ -203,11 +244,15 @@ SECTIONS = {
     "fig4": "Fig. 4: share of the fine-tuning data",
     "fig7": "Fig. 7: F1 vs trainable parameters",
     "table4": "Table IV: our numbers beside the paper's",
+    "init": "Beyond the paper: initialisations at equal pre-training compute",
+    INIT_CURVE: "Beyond the paper: share of the fine-tuning data for the best two "
+    "initialisations (one seed)",
 }
 FIGURES = {
     "fig3": "fig3_per_class_f1.png",
     "fig4": "fig4_f1_vs_fraction.png",
     "fig7": "fig7_f1_vs_params.png",
+    INIT_CURVE: "init_f1_vs_fraction.png",
 }
 
 
@@ -221,7 +266,9 @@ def experiment_markdown(
         return table3(rows)
     if experiment == "table4":
         return table4(rows, setting)
-    text = {"fig3": fig3, "fig4": fig4, "fig7": fig7}[experiment](rows, out)
+    if experiment == "init":
+        return init_table(rows)
+    text = {"fig3": fig3, "fig4": fig4, "fig7": fig7, INIT_CURVE: init_curve}[experiment](rows, out)
     if (out / FIGURES[experiment]).is_file():
         text += f"\n![{SECTIONS[experiment]}]({FIGURES[experiment]})\n"
     return text

@@ -1,9 +1,12 @@
 """The grid's data: NSynth and IRMAS as distributed, or notes and music rendered at a
-preset's size, each prepared once into a clip store (a rerun finds them cached)."""
+preset's size, each prepared once into a clip store (a rerun finds them cached). The
+music pre-training corpus is always rendered (there is no real one), and only when an
+experiment needs it."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -60,6 +63,7 @@ def real_stores(nsynth: Path, irmas: Path, data: Path, preset: Preset, workers: 
         prepare_store(
             "irmas-test", irmas, data / "irmas-test", workers, *_limit(preset, "irmas-test")
         ),
+        make_corpus=functools.partial(rendered_corpus, data, preset, workers, None),
     )
 
 
@@ -90,4 +94,20 @@ def rendered_stores(data: Path, preset: Preset, workers: int) -> Stores:
         prepare_store("nsynth", notes, data / "notes", workers),
         prepare_store("irmas-train", music, data / "music-train", workers),
         prepare_store("irmas-test", music, data / "music-test", workers),
+        make_corpus=functools.partial(rendered_corpus, data, preset, workers, music),
     )
+
+
+def rendered_corpus(data: Path, preset: Preset, workers: int, ensembles: Path | None) -> Path:
+    """Render the music pre-training corpus at the preset's size (once; never a score of
+    the rendered `ensembles`' test songs), then prepare its store."""
+    from instrec.data.corpus import MANIFEST
+    from instrec.synth.corpus import render_corpus
+
+    corpus = data / "rendered-corpus"
+    if _rendered(corpus, MANIFEST):
+        say(f"rendered corpus {corpus}: cached")
+    else:
+        say(f"render corpus -> {corpus}")
+        render_corpus(corpus, workers=workers, exclude_from=ensembles, **preset.corpus)
+    return prepare_store("corpus", corpus, data / "corpus", workers)

@@ -154,7 +154,7 @@ _SYNTH: Synth | None = None
 _PLAYABLE: dict[tuple[Instrument, int], float | None] = {}  # (instrument, key) -> tuning
 
 
-def _synth() -> Synth:
+def new_synth() -> Synth:
     global _SYNTH
     if _SYNTH is None:
         _SYNTH = Synth(IRMAS_RATE)
@@ -165,7 +165,7 @@ def _playable(instrument: Instrument, keys: set[int]) -> set[int]:
     """The keys among `keys` that the instrument sounds (probed once per process)."""
     unknown = sorted(k for k in keys if (instrument, k) not in _PLAYABLE)
     if unknown and isinstance(instrument, Preset):
-        sounding = set(_synth().playable_keys(instrument, unknown, 0.3, PLAYABLE_PEAK))
+        sounding = set(new_synth().playable_keys(instrument, unknown, 0.3, PLAYABLE_PEAK))
         _PLAYABLE.update({(instrument, k): 1.0 if k in sounding else None for k in unknown})
     elif unknown and isinstance(instrument, ModelVoice):
         tunings = models.probe(instrument, unknown, IRMAS_RATE)
@@ -174,7 +174,7 @@ def _playable(instrument: Instrument, keys: set[int]) -> set[int]:
 
 
 @functools.cache
-def _drum_kits(soundfonts: tuple[str, ...]) -> list[Preset]:
+def drum_kits(soundfonts: tuple[str, ...]) -> list[Preset]:
     return [
         p
         for font in soundfonts
@@ -183,7 +183,7 @@ def _drum_kits(soundfonts: tuple[str, ...]) -> list[Preset]:
     ]
 
 
-def _octave_fit(notes: Sequence[ScoreNote], low: int, high: int) -> tuple[float, int]:
+def octave_fit(notes: Sequence[ScoreNote], low: int, high: int) -> tuple[float, int]:
     """(share of notes inside [low, high], transposition in semitones) of the best octave
     shift; shifts equally good prefer the smaller one."""
     pitches = np.array([n.pitch for n in notes])
@@ -205,7 +205,7 @@ def _range(role: str, instrument: Instrument) -> tuple[int, int]:
     return narrowed if narrowed[1] - narrowed[0] >= 12 else (low, high)
 
 
-def _folded(
+def folded(
     role: str, instrument: Instrument, notes: Sequence[ScoreNote], transpose: int
 ) -> tuple[tuple[int, ScoreNote], ...]:
     """(index, note) of the notes the instrument plays: transposed, folded by octaves into
@@ -223,7 +223,7 @@ def _folded(
     return tuple((i, n) for i, n in enumerate(folded) if n.pitch in playable)
 
 
-def _voice(
+def make_voice(
     role: str,
     lead: bool,
     notes: tuple[ScoreNote, ...],
@@ -238,7 +238,7 @@ def _voice(
     best: Voice | None = None
     for _ in range(INSTRUMENT_TRIES):
         family, instrument = sources.pick(task.pool, role, stream)
-        played = _folded(role, instrument, notes, transpose)
+        played = folded(role, instrument, notes, transpose)
         candidate = Voice(role, lead, instrument, notes, transpose, pan, family, played=played)
         if best is None or _played_share(candidate) > _played_share(best):
             best = candidate
@@ -271,7 +271,7 @@ def arrange(score: Score, task: SongTask, rng: np.random.Generator) -> list[Voic
     voices: dict[int, Voice] = {}
     for label in labels:
         low, high = INSTRUMENT_RANGES[label]
-        fits = {i: _octave_fit(score.parts[i], low, high) for i in free}
+        fits = {i: octave_fit(score.parts[i], low, high) for i in free}
         centre = (low + high) / 2
         part = max(
             free,
@@ -284,7 +284,7 @@ def arrange(score: Score, task: SongTask, rng: np.random.Generator) -> list[Voic
         )
         free.remove(part)
         pan = 64 + int(rng.integers(-16, 17))
-        voices[part] = _voice(label, True, score.parts[part], fits[part][1], pan, task, part)
+        voices[part] = make_voice(label, True, score.parts[part], fits[part][1], pan, task, part)
     others = [c for c in IRMAS_CLASSES if c not in labels]
     for part in free:
         if part == len(score.parts) - 1 and rng.random() < 0.5:
@@ -293,9 +293,9 @@ def arrange(score: Score, task: SongTask, rng: np.random.Generator) -> list[Voic
             role = str(rng.choice(others))
         else:
             role = "pad"
-        shift = _octave_fit(score.parts[part], *INSTRUMENT_RANGES[role])[1]
+        shift = octave_fit(score.parts[part], *INSTRUMENT_RANGES[role])[1]
         pan = 64 + int(rng.integers(-40, 41))
-        voices[part] = _voice(role, False, score.parts[part], shift, pan, task, part)
+        voices[part] = make_voice(role, False, score.parts[part], shift, pan, task, part)
     return [voices[i] for i in sorted(voices)]
 
 
@@ -332,7 +332,7 @@ class PlayedNote:
     velocity: int
 
 
-def _part_notes(voice: Voice, start: float, stop: float, spq: float) -> list[PlayedNote]:
+def part_notes(voice: Voice, start: float, stop: float, spq: float) -> list[PlayedNote]:
     """The voice's notes starting in [start, stop) seconds, times relative to start."""
     notes = []
     for index, note in voice.played:
@@ -359,7 +359,7 @@ def render_part(voice: Voice, notes: Sequence[PlayedNote], n_samples: int) -> np
             on = round(note.onset * IRMAS_RATE)
             off = round((note.onset + note.duration) * IRMAS_RATE)
             events += [Event(on, "on", 0, note.key, note.velocity), Event(off, "off", 0, note.key)]
-        stem = _synth().render(
+        stem = new_synth().render(
             {0: instrument}, events, n_samples, {0: timbre.generators(variation)}
         )
     else:
@@ -386,7 +386,7 @@ def _panned(mono: np.ndarray, pan: int) -> np.ndarray:
     return np.stack([mono * np.cos(angle), mono * np.sin(angle)], axis=1).astype(np.float32)
 
 
-def _drum_events(start: float, stop: float, spq: float) -> list[Event]:
+def drum_events(start: float, stop: float, spq: float) -> list[Event]:
     """A plain backbeat (kick, snare, eighth hi-hats) from the score's first beat."""
     events = []
     for bar in range(int(start / (2 * spq)), int(stop / (2 * spq)) + 1):
@@ -417,12 +417,12 @@ def render_excerpt(
     skip = round((start - begin) * IRMAS_RATE)
     stems: list[tuple[np.ndarray, float]] = []
     for voice in voices:
-        notes = _part_notes(voice, begin, start + seconds, spq)
+        notes = part_notes(voice, begin, start + seconds, spq)
         target = LEAD_LUFS if voice.lead else LEAD_LUFS - background_db + rng.uniform(-2, 2)
         stems.append((render_part(voice, notes, n_total)[skip:], target))
     if drums is not None:
-        events = _drum_events(begin, start + seconds, spq)
-        stem = _synth().render({GM_PERCUSSION_CHANNEL: drums}, events, n_total)[skip:]
+        events = drum_events(begin, start + seconds, spq)
+        stem = new_synth().render({GM_PERCUSSION_CHANNEL: drums}, events, n_total)[skip:]
         stems.append((stem, LEAD_LUFS - background_db))
     mix = np.zeros((n_total - skip, 2), dtype=np.float64)  # (samples, channels)
     levels: list[float | None] = []
@@ -492,7 +492,7 @@ def render_song(task: SongTask) -> SongResult:
     spq = rng.uniform(*NOTE_SECONDS_RANGE) / durations[len(durations) // 2]  # s per quarter
     drums = None
     if task.drums:
-        kits = _drum_kits(task.pool.soundfonts)
+        kits = drum_kits(task.pool.soundfonts)
         if not kits:
             result.error = f"{task.work}: no soundfont of this render has a drum kit"
             return result

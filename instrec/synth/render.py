@@ -1,9 +1,11 @@
-"""`instrec synth notes|ensembles`: the project's own data, rendered from real sampled
-instruments (General MIDI soundfonts) and real scores (music21's corpus).
+"""`instrec synth notes|ensembles|corpus`: the project's own data, rendered from real
+sampled instruments (General MIDI soundfonts) and real scores (music21's corpus).
 
 notes:     an NSynth-format dataset of isolated notes (instrec.synth.notes)
 ensembles: an IRMAS-format dataset of multi-instrument excerpts (instrec.synth.ensembles),
            optionally with a cross-source test set played by held-out instrument families
+corpus:    a pre-training corpus of rendered music, every part that sounds labelled per
+           1 s clip over a wider class list (instrec.synth.corpus)
 Instruments come from soundfonts and csound models (instrec.synth.sources); each part's
 timbre can vary (instrec.synth.timbre). Every ingredient is an option with a name, off by
 default, so an ablation can switch each one on.
@@ -21,6 +23,7 @@ import json
 from pathlib import Path
 
 from instrec.errors import InstrecError
+from instrec.synth import corpus
 from instrec.synth.ensembles import DEFAULT_TEST_SECONDS, render_ensembles
 from instrec.synth.models import MODELS
 from instrec.synth.notes import DEFAULT_SPLIT_FRACTIONS, DEFAULT_VELOCITIES, render_notes
@@ -42,7 +45,7 @@ def _numbers(text: str, kind: type = int) -> list:
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Options of `instrec synth`; each says which kind it applies to."""
-    parser.add_argument("kind", choices=("notes", "ensembles"), help="what to render")
+    parser.add_argument("kind", choices=("notes", "ensembles", "corpus"), help="what to render")
     parser.add_argument("out", type=Path, help="output folder (a partial render there resumes)")
     parser.add_argument(
         "--soundfonts",
@@ -99,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         default=",".join(map(str, DEFAULT_SPLIT_FRACTIONS)),
         help="train,valid,test shares of instruments (recording-disjoint)",
     )
-    ensembles = parser.add_argument_group("ensembles")
+    ensembles = parser.add_argument_group("ensembles (--composers, --drums, --timbre: also corpus)")
     ensembles.add_argument(
         "--train-songs",
         type=int,
@@ -166,6 +169,32 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         "OUT/cross-source/ (scores taken from the far end of the seeded order)",
     )
 
+    music = parser.add_argument_group("corpus")
+    music.add_argument(
+        "--renditions",
+        type=int,
+        default=corpus.DEFAULT_RENDITIONS,
+        help="excerpts rendered, dealt over the scores in a seeded order (each score played "
+        "by new instruments every time it comes round)",
+    )
+    music.add_argument(
+        "--seconds",
+        type=int,
+        default=corpus.DEFAULT_SECONDS,
+        help="length of a rendition: that many labelled 1 s clips",
+    )
+    music.add_argument(
+        "--valid-share",
+        type=float,
+        default=corpus.DEFAULT_VALID_SHARE,
+        help="share of the scores kept for validation",
+    )
+    music.add_argument(
+        "--exclude-from",
+        type=Path,
+        help="an 'instrec synth ensembles' folder whose test scores the corpus must not play",
+    )
+
 
 def _pitch_choice(text: str) -> int | list[int] | None:
     if text == "all":
@@ -185,7 +214,21 @@ def run(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "progress": not args.no_progress,
     }
-    if args.kind == "notes":
+    composers = MULTIPART_COMPOSERS if args.composers == "all" else args.composers.split(",")
+    if args.kind == "corpus":
+        out = corpus.render_corpus(
+            args.out,
+            renditions=args.renditions,
+            seconds=args.seconds,
+            composers=composers,
+            exclude_from=args.exclude_from,
+            valid_share=args.valid_share,
+            timbre_options=args.timbre.split(","),
+            drums=args.drums,
+            **common,
+        )
+        manifest = corpus.MANIFEST
+    elif args.kind == "notes":
         try:
             pitches = _pitch_choice(args.pitches)
         except argparse.ArgumentTypeError as error:
@@ -202,7 +245,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         if len(args.test_seconds) != 2:
             raise InstrecError(f"--test-seconds takes min,max (got {args.test_seconds})")
-        composers = MULTIPART_COMPOSERS if args.composers == "all" else args.composers.split(",")
         out = render_ensembles(
             args.out,
             train_songs=args.train_songs,

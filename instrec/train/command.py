@@ -16,6 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         help=f"a YAML config file or a built-in name ({', '.join(builtin_names())})",
     )
     parser.add_argument("--data", required=True, help="the clip store to train on")
+    if command == "pretrain":
+        parser.add_argument(
+            "--init",
+            default=None,
+            help="start from this pre-trained model file (or run directory) instead of random "
+            "weights, with a new head for --data's labels: notes, then music",
+        )
     if command == "finetune":
         parser.add_argument(
             "--init",
@@ -55,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"data.fraction={args.fraction}")
     config = load_config(args.config, overrides)
     if args.command == "pretrain":
-        pretrain(config, args.data, args.out, resume=args.resume)
+        pretrain(config, args.data, args.out, resume=args.resume, init=args.init)
     else:
         finetune(config, args.data, args.init, args.out, resume=args.resume)
     return 0

@@ -1,7 +1,9 @@
 """`ClipData`: training and validation batches from a clip store, for Lightning.
 
 Each device gets its share of every batch from `EpochSampler`, which also resumes the
-training order mid-epoch after a restart (Lightning's own samplers are off).
+training order mid-epoch after a restart (Lightning's own samplers are off). A store whose
+items may hold several labels (`multi_label`: a rendered music corpus) makes a
+pre-training multi-label (instrec.train.lightning_module).
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ class ClipData(L.LightningDataModule):
     def __init__(self, store: ClipStore, config: Config) -> None:
         super().__init__()
         self.config = config
+        self.multi_label = store.multi_label
+        if self.multi_label and config.augment.concat_p > 0:
+            raise InstrecError(
+                f"{store.path}: augment.concat_p is {config.augment.concat_p:g}, but concatenation "
+                "joins clips of one group under the first clip's labels, wrong where a clip "
+                "holds several instruments: set augment.concat_p=0 (the *pretrain_music configs do)"
+            )
         self.train_items = store.indices("train", config.data.fraction, config.seed)
         self.valid_items = store.indices("valid")
         concat = config.augment if config.augment.concat_p > 0 else None

@@ -63,10 +63,14 @@ def pretrain(
     out: str | Path,
     resume: bool = False,
     callbacks: Sequence[L.Callback] = (),
+    init: str | Path | None = None,
 ) -> Path:
-    """Pre-train a fresh model on a note store (softmax over its classes); returns RUN/model.pt."""
+    """Pre-train on a note store (softmax over its instruments) or a music corpus (a
+    sigmoid per label): a fresh model, or `init`'s body (the chain notes, then music);
+    returns RUN/model.pt."""
     config = load_config(config) if isinstance(config, str) else config
-    return fit(_with_stage(config, "pretrain"), data, out, None, resume, callbacks)
+    start = None if init is None else str(init)
+    return fit(_with_stage(config, "pretrain"), data, out, start, resume, callbacks)
 
 
 def finetune(

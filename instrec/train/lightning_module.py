@@ -5,11 +5,16 @@ run diverges (`Divergence`): before a NaN/inf loss or gradient reaches the weigh
 when every value is still finite but the loss, the gradients, the weights or the
 validation score show that the learning rate was far too high:
 
-    pre-training: CE with label smoothing 0.05 over instrument ids, mixup's soft targets
+    pre-training on notes: CE with label smoothing 0.05 over instrument ids, mixup's soft
+                  targets
+    pre-training on a multi-label store (rendered music, instrec.synth.corpus): a sigmoid
+                  per class, element-wise BCE against the multi-hot (or mixed) targets,
+                  each smoothed towards 0.5 by label_smoothing / 2
     fine-tuning:  a new sigmoid head over the IRMAS classes, element-wise BCE
 
-After each fine-tuning validation the threshold that maximises F1-micro is kept, and saved
-with the model file.
+A sigmoid stage is validated by F1-micro at its best threshold (and LRAP), a softmax one by
+accuracy. After each sigmoid validation the threshold that maximises F1-micro is kept, and
+saved with the model file.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from instrec.errors import InstrecError
-from instrec.metrics import threshold_sweep
+from instrec.metrics import lrap, threshold_sweep
 from instrec.model.zoo import Recognizer
 from instrec.train.augment import BatchAugmenter
 from instrec.train.config import Config
@@ -65,9 +70,15 @@ class Training(L.LightningModule):
             if augment.mixup_p > 0 or augment.effects_ratio > 0
             else None
         )
-        self.threshold = DEFAULT_THRESHOLD  # chosen on validation after each fine-tuning epoch
+        self.threshold = DEFAULT_THRESHOLD  # chosen on validation after each sigmoid epoch
+        self.multi_label = config.stage == "finetune"  # pre-training: set by the data in setup
         self.divergence = Divergence()
         self._valid: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def setup(self, stage: str) -> None:
+        """A pre-training is multi-label (sigmoid + BCE) when its store is."""
+        data = self.trainer.datamodule  # type: ignore[attr-defined]
+        self.multi_label = self.config.stage == "finetune" or bool(data.multi_label)
 
     # ---- the step -------------------------------------------------------------------
 
@@ -88,13 +99,14 @@ class Training(L.LightningModule):
         return loss
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Pre-training: softmax CE against (soft, mixed) targets with label smoothing;
-        fine-tuning: one sigmoid per class, binary CE against the multi-hot targets."""
-        if self.config.stage == "pretrain":
-            return F.cross_entropy(
-                logits, targets, label_smoothing=self.config.optim.label_smoothing
-            )
-        return F.binary_cross_entropy_with_logits(logits, targets)
+        """Single-label pre-training: softmax CE against (soft, mixed) targets with label
+        smoothing; otherwise one sigmoid per class, binary CE against the multi-hot (or
+        mixed) targets, smoothed towards 0.5 (fine-tuning configs have no smoothing)."""
+        smoothing = self.config.optim.label_smoothing
+        if not self.multi_label:
+            return F.cross_entropy(logits, targets, label_smoothing=smoothing)
+        smoothed = targets * (1 - smoothing) + smoothing / 2
+        return F.binary_cross_entropy_with_logits(logits, smoothed)
 
     def configure_optimizers(self) -> Any:
         optim = self.config.optim
@@ -171,10 +183,11 @@ class Training(L.LightningModule):
         logits, targets = (self._gathered(torch.cat(p)) for p in zip(*self._valid, strict=True))
         self._valid.clear()
         accuracy = (logits.argmax(1) == targets.argmax(1)).float().mean()
-        if self.config.stage == "pretrain":
+        if not self.multi_label:
             metrics = {"valid_loss": F.cross_entropy(logits, targets), "valid_acc": accuracy}
         else:
-            sweep = threshold_sweep(targets.cpu().numpy(), torch.sigmoid(logits).cpu().numpy())
+            truth, scores = targets.cpu().numpy(), torch.sigmoid(logits).cpu().numpy()
+            sweep = threshold_sweep(truth, scores)
             self.threshold = sweep["best_threshold"]
             metrics = {
                 "valid_loss": F.binary_cross_entropy_with_logits(logits, targets),
@@ -182,6 +195,8 @@ class Training(L.LightningModule):
                 "valid_f1_micro": torch.tensor(sweep["best_f1_micro"]),
                 "valid_threshold": torch.tensor(self.threshold),
             }
+            if self.config.stage == "pretrain":  # many classes: how well it ranks them too
+                metrics["valid_lrap"] = torch.tensor(lrap(truth, scores))
         self.log_dict(metrics, prog_bar=True, sync_dist=True)  # identical on every rank already
         name, score, chance = self._score_and_chance(metrics, targets)
         self._stop_if(self.divergence.collapsed(name, score, chance))
@@ -191,7 +206,7 @@ class Training(L.LightningModule):
     ) -> tuple[str, float, float]:
         """The stage's validation score and the score of a constant model: the most frequent
         class's share (accuracy), or F1 of calling every class present (F1-micro)."""
-        if self.config.stage == "pretrain":
+        if not self.multi_label:
             counts = torch.bincount(targets.argmax(1), minlength=targets.shape[1])
             return "valid_acc", float(metrics["valid_acc"]), float(counts.max()) / len(targets)
         positive = float(targets.float().mean())

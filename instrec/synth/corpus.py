@@ -1,0 +1,637 @@
+"""A pre-training corpus of rendered music: every part that sounds, labelled per 1 s clip.
+
+`instrec synth corpus OUT` renders *renditions*: an excerpt of a music21 score whose
+every part is played by an instrument drawn for it, labelled with its class in
+instrec.labels.CORPUS_CLASSES (IRMAS's eleven, bass, pad, drums and eight other General
+MIDI groups). Layout:
+
+  OUT/audio/<NNNNN>.wav    16 kHz mono 16-bit, `seconds` long: one 1 s clip per second
+  OUT/audio/<NNNNN>.json   the rendition: score, split, parts and, per clip, its labels,
+                           how long each part sounds in it and how loud it is there
+  OUT/clips.csv            one row per clip (file, clip, split, group, work, labels)
+  OUT/render-corpus.json   options (with the class list) and counts
+
+`instrec prepare corpus OUT` turns it into a multi-label clip store.
+
+Labels follow activity, clip by clip: a part is labelled in a clip when its score has a
+note sounding there for at least MIN_SOUNDING_S *and* its own rendered loudness in that
+clip is at most AUDIBLE_DB below the clip's mix (a part whose notes the instrument could
+not play, or that a held note left silent before the excerpt's pre-roll, is not
+labelled). Every clip has at least one label. Parts are mixed at loudness drawn 0 to
+`level_spread_db` below LEAD_LUFS, so no part is predominant; the mix is brought to
+MIX_LUFS. Scores are split between train and valid (valid: `valid_share` of the scores);
+`exclude_from` names an ensembles render whose test scores the corpus never plays.
+
+Parts of IRMAS classes, bass and pads draw their instruments as the ensembles do
+(instrec.synth.sources: soundfonts and csound model voices, per-part timbre); the other
+groups play General MIDI presets of the render's soundfonts, folded into the register of
+a neighbouring role (RANGE_ROLES). Renditions draw from their own seeded streams: the
+same seed gives the same files, also across worker counts, and a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from instrec.atomic import write_text_atomic
+from instrec.audio import SAMPLE_RATE, integrated_loudness, level_gain, resample
+from instrec.data.corpus import CLIPS_TABLE, COLUMNS, MANIFEST
+from instrec.errors import InstrecError
+from instrec.labels import (
+    CORPUS_CLASSES,
+    CORPUS_DRUMS,
+    CORPUS_GM_PROGRAMS,
+    GM_PERCUSSION_CHANNEL,
+)
+from instrec.synth import sources, timbre
+from instrec.synth.ensembles import (
+    EXCERPT_TRIES,
+    GRID,
+    INSTRUMENT_RANGES,
+    IRMAS_RATE,
+    LEAD_LUFS,
+    MAX_PEAK,
+    MIX_LUFS,
+    NOTE_SECONDS_RANGE,
+    PRE_ROLL,
+    VELOCITY_JITTER,
+    SongTask,
+    Voice,
+    drum_events,
+    drum_kits,
+    folded,
+    make_voice,
+    new_synth,
+    octave_fit,
+    part_notes,
+    render_part,
+)
+from instrec.synth.outputs import claim_folder, run_tasks, write_json, write_wav
+from instrec.synth.scores import (
+    DEFAULT_COMPOSERS,
+    Score,
+    ScoreNote,
+    multipart_works,
+    read_score,
+)
+from instrec.synth.soundfonts import Preset, read_presets
+from instrec.synth.sources import TRAIN, Pool
+
+AUDIO_FOLDER = "audio"
+CLIP_SECONDS = 1  # the store's clip length
+DEFAULT_SECONDS = 10  # clips per rendition: fixed costs (a csound start per part) shared
+DEFAULT_RENDITIONS = 400
+DEFAULT_VALID_SHARE = 0.1
+MIN_SOUNDING_S = 0.05  # s a part's notes must sound in a clip for it to be labelled ...
+AUDIBLE_DB = 20.0  # ... and its loudness there at most this far below the clip's mix
+DEFAULT_LEVEL_SPREAD_DB = 12.0  # parts are mixed 0 to this many dB below LEAD_LUFS
+PITCHED_CLASSES = tuple(c for c in CORPUS_CLASSES if c != CORPUS_DRUMS)
+# the register each wider group is folded into: a neighbouring role of the ensembles
+RANGE_ROLES: dict[str, str] = {
+    "strings": "cel",
+    "plucked": "gac",
+    "brass": "cel",
+    "reed": "cla",
+    "pipe": "flu",
+    "keyboard": "pia",
+    "mallet": "flu",
+    "synth_lead": "vio",
+}
+_STREAM = 23  # the corpus's seeds are [seed, _STREAM, ...]: apart from the ensembles'
+
+
+@dataclass(frozen=True)
+class CorpusOptions:
+    """What every rendition shares."""
+
+    seconds: int
+    drums: float
+    level_spread_db: float
+    timbre: tuple[str, ...]
+    seed: int
+
+
+@dataclass(frozen=True)
+class ScoreTask:
+    """One score's renditions (a worker parses the score once)."""
+
+    work: str
+    group: int  # the score's place in the seeded order
+    split: str  # "train" | "valid"
+    numbers: tuple[int, ...]  # rendition numbers: file names and seeds
+    folder: Path  # OUT/audio
+    pool: Pool
+    options: CorpusOptions
+
+
+@dataclass
+class Rendition:
+    """What a rendition's .json records."""
+
+    number: int
+    work: str
+    group: int
+    split: str
+    start: float = 0.0  # s into the score
+    seconds: int = 0
+    spq: float = 0.0  # s per quarter note
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    clips: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+def file_name(number: int) -> str:
+    return f"{number:05d}"
+
+
+# ---- parts --------------------------------------------------------------------------------
+
+
+@functools.cache
+def _group_presets(soundfonts: tuple[str, ...]) -> dict[str, tuple[Preset, ...]]:
+    """Bank-0 presets of each wider group's programs in these soundfonts."""
+    presets = [p for font in soundfonts for p in read_presets(font) if p.bank == 0]
+    return {
+        group: tuple(p for p in presets if p.program in programs)
+        for group, programs in CORPUS_GM_PROGRAMS.items()
+    }
+
+
+def _group_voice(label: str, notes: Sequence[ScoreNote], task: SongTask, part: int) -> Voice:
+    """A part of a wider group: a preset of its programs, folded into RANGE_ROLES's
+    register, with its own timbre and velocity jitter (one stream per part)."""
+    presets = _group_presets(task.pool.soundfonts)[label]
+    if not presets:
+        fonts = ", ".join(Path(f).name for f in task.pool.soundfonts) or "none"
+        raise InstrecError(f"no soundfont of this render ({fonts}) plays {label}")
+    stream = np.random.default_rng([task.seed, task.number, part])
+    preset = presets[int(stream.integers(len(presets)))]
+    role = RANGE_ROLES[label]
+    transpose = octave_fit(notes, *INSTRUMENT_RANGES[role])[1]
+    jitter = stream.integers(-VELOCITY_JITTER, VELOCITY_JITTER + 1, len(notes))
+    return Voice(
+        label,
+        True,
+        preset,
+        tuple(notes),
+        transpose,
+        family=f"gm:{label}",
+        variation=timbre.draw(task.timbre, stream),
+        jitter=tuple(int(v) for v in jitter),
+        played=folded(role, preset, notes, transpose),
+    )
+
+
+def arrange_parts(score: Score, task: SongTask, rng: np.random.Generator) -> list[Voice]:
+    """Every part of the score gets a class drawn uniformly (repeats allowed) and an
+    instrument of that class; all parts are labelled where they sound."""
+    voices = []
+    for part, notes in enumerate(score.parts):
+        label = str(rng.choice(PITCHED_CLASSES))
+        if label in sources.ROLES:
+            transpose = octave_fit(notes, *INSTRUMENT_RANGES[label])[1]
+            voices.append(make_voice(label, True, notes, transpose, 64, task, part))
+        else:
+            voices.append(_group_voice(label, notes, task, part))
+    return voices
+
+
+# ---- labels -------------------------------------------------------------------------------
+
+
+def sounding(intervals: Sequence[tuple[float, float]], clips: int) -> np.ndarray:
+    """(clips,) seconds of each 1 s clip covered by at least one (start, stop) interval
+    (seconds from the excerpt's start), on a 10 ms grid."""
+    cells = 100 * CLIP_SECONDS
+    grid = np.zeros(clips * cells, dtype=bool)
+    for start, stop in intervals:
+        first, last = max(round(start * 100), 0), min(round(stop * 100), grid.size)
+        if last > first:
+            grid[first:last] = True
+    return grid.reshape(clips, cells).sum(axis=1) / 100.0
+
+
+def _note_intervals(voice: Voice, start: float, spq: float) -> list[tuple[float, float]]:
+    """When the voice's played notes sound, in seconds from `start` (score activity)."""
+    return [
+        (note.onset * spq - start, (note.onset + note.duration) * spq - start)
+        for _, note in voice.played
+    ]
+
+
+def _drum_intervals(start: float, seconds: int, spq: float) -> list[tuple[float, float]]:
+    """When the drum kit's hits sound (note on to note off), in seconds from `start`."""
+    events = drum_events(start, start + seconds, spq)  # each hit: an "on", then its "off"
+    return [
+        (on.sample / IRMAS_RATE, off.sample / IRMAS_RATE)
+        for on, off in zip(events[::2], events[1::2], strict=True)
+    ]
+
+
+def labelled(sounds: np.ndarray, levels_db: np.ndarray, mix_db: np.ndarray) -> np.ndarray:
+    """(parts, clips) bool: a part is labelled in a clip when its score sounds there for
+    MIN_SOUNDING_S or more and its loudness there is at most AUDIBLE_DB under the mix's.
+
+    sounds: (parts, clips) seconds; levels_db: (parts, clips) LUFS (-inf: silent);
+    mix_db: (clips,) LUFS of the mix."""
+    audible = np.isfinite(levels_db) & (levels_db >= mix_db[None, :] - AUDIBLE_DB)
+    return (sounds >= MIN_SOUNDING_S) & audible
+
+
+def clip_loudness(audio: np.ndarray, clips: int) -> np.ndarray:
+    """(clips,) LUFS of each 1 s clip of 16 kHz mono audio (-inf where silent)."""
+    step = CLIP_SECONDS * SAMPLE_RATE
+    return np.array([integrated_loudness(audio[k * step : (k + 1) * step]) for k in range(clips)])
+
+
+# ---- one rendition ------------------------------------------------------------------------
+
+
+def _mono(stereo: np.ndarray, samples: int) -> np.ndarray:
+    """(n, 2) at IRMAS_RATE -> (samples,) float64 mono at the model's rate."""
+    mono = resample(stereo.mean(axis=1).astype(np.float32), IRMAS_RATE, SAMPLE_RATE)
+    return np.pad(mono, (0, max(0, samples - mono.size)))[:samples].astype(np.float64)
+
+
+def render_stems(
+    voices: Sequence[Voice], drums: Preset | None, start: float, seconds: int, spq: float
+) -> np.ndarray:
+    """(parts [+ drums], samples) each part alone, 16 kHz mono, as the synthesisers made it."""
+    begin = max(start - PRE_ROLL, 0.0)
+    n_total = round((start + seconds - begin) * IRMAS_RATE)
+    skip = round((start - begin) * IRMAS_RATE)
+    samples = seconds * SAMPLE_RATE
+    stems = [
+        _mono(render_part(v, part_notes(v, begin, start + seconds, spq), n_total)[skip:], samples)
+        for v in voices
+    ]
+    if drums is not None:
+        events = drum_events(begin, start + seconds, spq)
+        stereo = new_synth().render({GM_PERCUSSION_CHANNEL: drums}, events, n_total)[skip:]
+        stems.append(_mono(stereo, samples))
+    return np.stack(stems)
+
+
+def mix_stems(stems: np.ndarray, targets_lufs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each stem at its target loudness (silent ones left), their sum at MIX_LUFS with
+    peaks under MAX_PEAK)."""
+    loudness = [integrated_loudness(stem) for stem in stems]
+    gains = np.array(
+        [level_gain(value, t) for value, t in zip(loudness, targets_lufs, strict=True)]
+    )
+    levelled = stems * gains[:, None]
+    mix = levelled.sum(axis=0)
+    scale = level_gain(integrated_loudness(mix), MIX_LUFS)
+    peak = float(np.abs(mix).max()) * scale
+    scale *= min(1.0, MAX_PEAK / peak) if peak > 0 else 1.0
+    return levelled * scale, mix * scale
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """Where a rendition is cut from its score, and who plays."""
+
+    voices: Sequence[Voice]
+    drums: Preset | None
+    start: float  # s into the score
+    seconds: int
+    spq: float  # s per quarter note
+
+    def sounding(self) -> np.ndarray:
+        """(parts [+ drums], clips) seconds each part's score sounds in each clip."""
+        parts = [_note_intervals(v, self.start, self.spq) for v in self.voices]
+        if self.drums is not None:
+            parts.append(_drum_intervals(self.start, self.seconds, self.spq))
+        return np.stack([sounding(intervals, self.seconds) for intervals in parts])
+
+    def labels(
+        self, levelled: np.ndarray, mix: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(labelled (parts, clips) bool, seconds sounding, each part's loudness in each
+        clip relative to the mix's, dB) from the parts as mixed (`levelled`, 16 kHz mono)."""
+        sounds = self.sounding()
+        levels = np.stack([clip_loudness(stem, self.seconds) for stem in levelled])
+        mix_db = clip_loudness(mix, self.seconds)
+        with np.errstate(invalid="ignore"):  # silent part in a silent clip: NaN, recorded None
+            relative = levels - mix_db[None, :]
+        return labelled(sounds, levels, mix_db), sounds, relative
+
+
+def _starts(
+    intervals: Sequence[list[tuple[float, float]]],
+    length: float,
+    seconds: int,
+    rng: np.random.Generator,
+) -> list[float]:
+    """Excerpt starts (seeded order) where, by the score, every clip has a sounding part."""
+    starts = rng.permutation(np.arange(0.0, length - seconds + 1e-9, GRID))
+    good = []
+    for start in starts:
+        shifted = [[(a - start, b - start) for a, b in part] for part in intervals]
+        covered = np.max([sounding(part, seconds) for part in shifted], axis=0)
+        if (covered >= MIN_SOUNDING_S).all():
+            good.append(float(start))
+            if len(good) == EXCERPT_TRIES:
+                break
+    return good
+
+
+def render_rendition(
+    score: Score, task: SongTask, options: CorpusOptions, record: Rendition
+) -> np.ndarray | None:
+    """The 16 kHz mono audio of one rendition of `score` (None when no excerpt has an
+    audible part in every clip), filling in its `record`."""
+    rng = np.random.default_rng([options.seed, _STREAM, task.number])
+    try:
+        voices = arrange_parts(score, task, rng)
+    except InstrecError as error:
+        record.error = str(error)
+        return None
+    durations = sorted(n.duration for part in score.parts for n in part)
+    spq = rng.uniform(*NOTE_SECONDS_RANGE) / durations[len(durations) // 2]  # s per quarter
+    kits = drum_kits(task.pool.soundfonts)
+    drums = kits[int(rng.integers(len(kits)))] if kits and rng.random() < options.drums else None
+    names = [v.role for v in voices] + ([CORPUS_DRUMS] if drums is not None else [])
+    targets = LEAD_LUFS - rng.uniform(0, options.level_spread_db, len(names))
+    record.parts = [_part_record(v) for v in voices]
+    if drums is not None:
+        record.parts.append({"label": CORPUS_DRUMS, "instrument": drums.label})
+    length = score.quarters * spq
+    seconds = min(options.seconds, int(length))
+    notes = [_note_intervals(v, 0.0, spq) for v in voices]
+    for start in _starts(notes, length, seconds, rng) if seconds >= 1 else []:
+        levelled, mix = mix_stems(render_stems(voices, drums, start, seconds, spq), targets)
+        excerpt = Excerpt(voices, drums, start, seconds, spq)
+        chosen, sounds, relative_db = excerpt.labels(levelled, mix)
+        if chosen.any(axis=0).all():
+            record.start, record.seconds, record.spq = round(start, 3), seconds, spq
+            record.clips = [
+                _clip_record(names, chosen[:, k], sounds[:, k], relative_db[:, k])
+                for k in range(seconds)
+            ]
+            return mix.astype(np.float32)
+    record.error = (
+        f"{task.work}: no excerpt of {options.seconds} s with an audible part in every clip"
+    )
+    return None
+
+
+def _part_record(voice: Voice) -> dict[str, Any]:
+    instrument = voice.instrument
+    return {
+        "label": voice.role,
+        "instrument": instrument.label,
+        "family": voice.family,
+        "source": "soundfont" if isinstance(instrument, Preset) else "csound",
+        "transpose": voice.transpose,
+        "timbre": voice.variation.record(),
+        "played_share": round(len(voice.played) / max(len(voice.notes), 1), 3),
+    }
+
+
+def _clip_record(
+    names: Sequence[str], chosen: np.ndarray, sounds: np.ndarray, relative_db: np.ndarray
+) -> dict[str, Any]:
+    """A clip's labels (CORPUS_CLASSES order) and, per part, seconds sounding and dB
+    relative to the mix (None: silent)."""
+    labels = {name for name, on in zip(names, chosen, strict=True) if on}
+    return {
+        "labels": [c for c in CORPUS_CLASSES if c in labels],
+        "sounding": [round(float(s), 2) for s in sounds],
+        "level_db": [round(float(v), 1) if np.isfinite(v) else None for v in relative_db],
+    }
+
+
+def render_score(task: ScoreTask) -> list[Rendition]:
+    """Every rendition of one score; those already on disk (a complete one has its .json
+    beside its .wav) are read back, not rendered again."""
+    results: list[Rendition] = []
+    score: Score | None = None
+    for number in task.numbers:
+        done = task.folder / f"{file_name(number)}.json"
+        if done.is_file() and done.with_suffix(".wav").is_file():
+            results.append(Rendition(**json.loads(done.read_text(encoding="utf-8"))))
+            continue
+        record = Rendition(number, task.work, task.group, task.split)
+        results.append(record)
+        try:
+            score = score or read_score(task.work)
+        except InstrecError as error:
+            record.error = str(error)
+            continue
+        audio = render_rendition(score, _song_task(task, number), task.options, record)
+        if audio is not None:
+            write_wav(done.with_suffix(".wav"), audio, SAMPLE_RATE)
+            write_json(done, vars(record))
+    return results
+
+
+def _song_task(task: ScoreTask, number: int) -> SongTask:
+    """The ensembles' song task a rendition's parts are drawn with (seeds apart from theirs)."""
+    seed = int(np.random.SeedSequence([task.options.seed, _STREAM]).generate_state(1)[0])
+    wav = task.folder / f"{file_name(number)}.wav"
+    seconds = float(task.options.seconds)
+    return SongTask(
+        number,
+        task.work,
+        task.split,
+        None,
+        False,
+        1,
+        (wav,),
+        task.pool,
+        (seconds, seconds),
+        0.0,
+        seed,
+        task.options.timbre,
+    )
+
+
+# ---- the whole corpus ---------------------------------------------------------------------
+
+
+def excluded_works(ensembles_dir: Path) -> set[str]:
+    """Scores an ensembles render plays in its test sets (its songs.json)."""
+    path = Path(ensembles_dir) / "songs.json"
+    try:
+        songs = json.loads(path.read_text(encoding="utf-8"))
+        return {str(s["work"]) for s in songs.values() if s["split"] != "train"}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InstrecError(
+            f"{path}: not a songs.json of instrec synth ensembles ({error})"
+        ) from None
+
+
+def plan_scores(
+    works: Sequence[str], renditions: int, valid_share: float, seed: int
+) -> list[tuple[str, int, str, tuple[int, ...]]]:
+    """(work, group, split, rendition numbers) per score used: scores in a seeded order,
+    renditions dealt to them in turn (numbered from 1); the first `valid_share` of the
+    scores used (at least one) are validation scores, the rest training."""
+    used = min(renditions, len(works))
+    if used < 2:
+        raise InstrecError(
+            f"a corpus needs at least two scores, one for validation (got {len(works)} scores "
+            f"and {renditions} renditions)"
+        )
+    order = np.random.default_rng([seed, _STREAM]).permutation(len(works))[:used]
+    valid = min(max(1, round(valid_share * used)), used - 1)
+    return [
+        (
+            works[int(index)],
+            group,
+            "valid" if group < valid else "train",
+            tuple(range(group + 1, renditions + 1, used)),
+        )
+        for group, index in enumerate(order)
+    ]
+
+
+def render_corpus(
+    out_dir: str | Path,
+    *,
+    renditions: int = DEFAULT_RENDITIONS,
+    seconds: int = DEFAULT_SECONDS,
+    composers: Sequence[str] = DEFAULT_COMPOSERS,
+    exclude_from: str | Path | None = None,
+    valid_share: float = DEFAULT_VALID_SHARE,
+    soundfonts: Sequence[str | Path] | None = None,
+    sources_used: Sequence[str] = sources.DEFAULT_SOURCES,
+    model_names: Sequence[str] | None = None,
+    model_voices: int = sources.DEFAULT_MODEL_VOICES,
+    timbre_options: Sequence[str] = (),
+    drums: float = 0.3,
+    level_spread_db: float = DEFAULT_LEVEL_SPREAD_DB,
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Render the corpus into `out_dir` and return it (a partial run resumes).
+
+    renditions: excerpts rendered, each `seconds` 1 s clips long, dealt over the scores of
+    `composers` in a seeded order (minus the test scores of the ensembles render
+    `exclude_from`); valid_share: share of those scores kept for validation; sources,
+    models, model voices, timbre, drums (share of renditions with a kit) as in
+    render_ensembles; level_spread_db: parts are mixed 0 to this many dB below the loudest
+    possible part.
+    """
+    _check(renditions, seconds, valid_share, drums, level_spread_db, workers, model_voices)
+    kinds = sources.parse_sources(sources_used)
+    variation = timbre.parse_options(timbre_options)
+    fonts = sources.source_soundfonts(kinds, soundfonts)
+    chosen_models = sources.source_models(kinds, model_names)
+    catalogue = sources.installed_catalogue(fonts)
+    pool = Pool(tuple(fonts), tuple(chosen_models), model_voices, catalogue, frozenset(), TRAIN)
+    skip = excluded_works(Path(exclude_from)) if exclude_from is not None else set()
+    works = [w for w in multipart_works(composers) if w not in skip]
+    out = Path(out_dir)
+    options_record = {
+        "classes": list(CORPUS_CLASSES),
+        "renditions": renditions,
+        "seconds": seconds,
+        "composers": sorted(set(composers)),
+        "exclude_from": None if exclude_from is None else str(Path(exclude_from).resolve()),
+        "excluded_scores": len(skip),
+        "valid_share": valid_share,
+        "sources": list(kinds),
+        "soundfonts": fonts,
+        "models": chosen_models,
+        "model_voices": model_voices,
+        "timbre": list(variation),
+        "drums": drums,
+        "level_spread_db": level_spread_db,
+        "seed": seed,
+    }
+    options = CorpusOptions(seconds, drums, level_spread_db, variation, seed)
+    tasks = [
+        ScoreTask(work, group, split, numbers, out / AUDIO_FOLDER, pool, options)
+        for work, group, split, numbers in plan_scores(works, renditions, valid_share, seed)
+    ]
+    manifest = claim_folder(out, MANIFEST, options_record)
+    (out / AUDIO_FOLDER).mkdir(exist_ok=True)
+    done = run_tasks(
+        render_score, tasks, workers=workers, desc="corpus", unit="score", progress=progress
+    )
+    records = sorted((r for results in done for r in results), key=lambda r: r.number)
+    for record in records:
+        if record.error:
+            print(f"skipped: rendition {record.number}: {record.error}")
+    kept = [r for r in records if r.error is None]
+    write_text_atomic(out / CLIPS_TABLE, clips_table(kept))
+    write_json(manifest, {"options": options_record, "summary": _summary(records)})
+    return out
+
+
+def clips_table(records: Sequence[Rendition]) -> str:
+    """clips.csv: one row per clip of every complete rendition."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in records:
+        for k, clip in enumerate(r.clips):
+            labels = ";".join(clip["labels"])
+            writer.writerow(
+                [f"{AUDIO_FOLDER}/{file_name(r.number)}.wav", k, r.split, r.group, r.work, labels]
+            )
+    return text.getvalue()
+
+
+def _summary(records: Sequence[Rendition]) -> dict[str, object]:
+    kept = [r for r in records if r.error is None]
+    clips = [c for r in kept for c in r.clips]
+    per_class = Counter(label for c in clips for label in c["labels"])
+    quiet = sum(
+        s >= MIN_SOUNDING_S and (level is None or level < -AUDIBLE_DB)
+        for c in clips
+        for s, level in zip(c["sounding"], c["level_db"], strict=True)
+    )
+    return {
+        "renditions": len(kept),
+        "clips": {
+            split: sum(len(r.clips) for r in kept if r.split == split)
+            for split in ("train", "valid")
+        },
+        "scores": len({r.work for r in kept}),
+        "clips_per_class": {c: per_class[c] for c in CORPUS_CLASSES},
+        "labels_per_clip": round(sum(per_class.values()) / max(len(clips), 1), 2),
+        "sounding_but_inaudible": quiet,
+        "renditions_with_problems": len(records) - len(kept),
+    }
+
+
+def _check(
+    renditions: int,
+    seconds: int,
+    valid_share: float,
+    drums: float,
+    level_spread_db: float,
+    workers: int,
+    model_voices: int,
+) -> None:
+    problems = []
+    if renditions < 2:
+        problems.append(f"renditions must be at least 2 (got {renditions})")
+    if seconds < 1:
+        problems.append(f"seconds must be at least 1 (got {seconds})")
+    if not 0.0 < valid_share < 1.0:
+        problems.append(f"valid_share must be in (0, 1) (got {valid_share})")
+    if not 0.0 <= drums <= 1.0:
+        problems.append(f"drums is a share of renditions in 0-1 (got {drums})")
+    if level_spread_db < 0:
+        problems.append(f"level_spread_db must be >= 0 (got {level_spread_db})")
+    if workers < 1 or model_voices < 1:
+        problems.append(
+            f"workers and model_voices must be at least 1 (got {workers}, {model_voices})"
+        )
+    if problems:
+        raise InstrecError("; ".join(problems))
