@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "instrec.experiments.demo",
         "render, pre-train, fine-tune, evaluate: the whole pipeline, tiny",
     ),
-    "synth": ("instrec.synth.render", "render notes, IRMAS-format music or a labelled music corpus"),
+    "synth": ("instrec.synth.render", "render notes, IRMAS-format music or a labelled corpus"),
     "prepare": ("instrec.data.prepare", "decode a dataset once into a fast clip store"),
     "models": ("instrec.model.zoo", "list the model variants with parameters and MACs"),
     "pretrain": ("instrec.train.command", "pre-train on isolated notes or on rendered music"),
