@@ -21,5 +21,6 @@ def test_a_training_run_shows_no_lightning_tips_banners_or_deprecations(tmp_path
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     shown = done.stdout + done.stderr
     assert "wrote" in done.stderr and (tmp_path / "run" / "model.pt").is_file()
-    for noise in ("Tip:", "available: False", "deprecated", "Warning", "logging interval"):
+    noises = ("Tip:", "available: False", "deprecated", "Warning", "logging interval", "stopped:")
+    for noise in noises:
         assert noise not in shown, f"{noise!r} in the output:\n{shown}"

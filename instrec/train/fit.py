@@ -146,12 +146,17 @@ def initial_model(
 
 
 class _LightningChatter(logging.Filter):
-    """Drops Lightning's promotional tips and its banner lines for device kinds this
-    machine does not have ("TPU available: False, ..."); everything else passes."""
+    """Drops Lightning's promotional tips, its banner lines for device kinds this machine
+    does not have ("TPU available: False, ...") and its note that the last epoch was
+    reached (our own line says the model was written); everything else passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        return not (text.startswith("💡") or re.match(r"\w+ available: False", text))
+        return not (
+            text.startswith("💡")
+            or re.match(r"\w+ available: False", text)
+            or text.startswith("`Trainer.fit` stopped: `max_epochs")
+        )
 
 
 _CHATTER = _LightningChatter()
