@@ -123,10 +123,13 @@ def test_table2_needs_one_pretraining_and_two_finetunings_per_seed(stores: gr.St
 
 def test_shared_cells_are_planned_once(stores: gr.Stores) -> None:
     grid = gr.plan_grid(["table2", "fig3", "table3", "fig4", "fig7", "table4"], TINY, [0], stores)
-    # pre-training: 5 augmentation sets of the tiny backbone + the 5 other backbones
-    assert len(grid.pretrain_cells()) == len(presets.ABLATIONS) + len(MODEL_NAMES) - 1
-    # fine-tuning: table2 2, table3 +4, fig4 +3 random +3 pre-trained, fig7 +5
-    assert len(grid.finetune_cells()) == 2 + 4 + 6 + 5
+    # pre-training: 5 augmentation sets of the tiny backbone + the 5 other backbones + its
+    # mel-input twin (table4)
+    assert len(grid.pretrain_cells()) == len(presets.ABLATIONS) + len(MODEL_NAMES) - 1 + 1
+    # fine-tuning: table2 2, table3 +4, fig4 +3 random +3 pre-trained, fig7 +5, table4 +1
+    assert len(grid.finetune_cells()) == 2 + 4 + 6 + 5 + 1
+    mel = grid.rows["table4"][presets.Recipe("all", f"{TINY_MODEL}-mel")][0]
+    assert mel.config().model.name == f"{TINY_MODEL}-mel" and mel.init is not None
     table2_pre = grid.rows["table2"][presets.Recipe("all", TINY_MODEL)][0]
     assert grid.rows["table3"][presets.Recipe("all", TINY_MODEL)][0] == table2_pre
     assert grid.rows["fig7"][presets.Recipe("all", TINY_MODEL)][0] == table2_pre

@@ -117,8 +117,10 @@ def experiment_rows(
     experiment: str, model: str, fractions: Sequence[float] = DEFAULT_FRACTIONS
 ) -> list[Recipe]:
     """The recipes an experiment compares; `model` is the preset's backbone."""
-    if experiment in ("table2", "fig3", "table4"):
+    if experiment in ("table2", "fig3"):
         return [Recipe(None, model), Recipe("all", model)]
+    if experiment == "table4":  # and ours with mel-spectrogram input, on the same data
+        return [Recipe(None, model), Recipe("all", model), Recipe("all", f"{model}-mel")]
     if experiment == "table3":
         return [Recipe(name, model) for name in ABLATIONS]
     if experiment == "fig4":

@@ -232,7 +232,8 @@ def table4(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], setting: str) -> 
     body: list[list[object]] = []
     for recipe, runs in rows.items():
         name = "random init" if recipe.pretrain is None else "pre-trained on notes"
-        body.append([f"**ours** ({setting}): {name}", "waveform", *_scores(runs)])
+        features = "mel spectrogram" if recipe.model.endswith("-mel") else "waveform"
+        body.append([f"**ours** ({setting}): {name}", features, *_scores(runs)])
     body += [[f"paper: {name}", *values] for name, *values in PAPER_TABLE4]
     return report.markdown_table(["method", "features", *METRIC_NAMES], body)
 
