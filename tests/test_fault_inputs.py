@@ -694,3 +694,59 @@ def test_damaged_run_records_are_named_on_resume(
         (run_dir / name).write_text(text)
     with pytest.raises(InstrecError, match=message):
         open_run_dir(run_dir, CONFIG_TEXT, {}, resume=True)
+
+
+# --- a store whose files disagree with its header -------------------------------------
+
+
+def _small_store(path: Path) -> Path:
+    from instrec.data.store import Entry, StoreWriter
+
+    with StoreWriter(path, "nsynth", ("a", "b")) as writer:
+        for k in range(4):
+            entry = Entry(Path(f"{k}.wav"), f"{k}.wav", (k % 2,), "train", k)
+            writer.add(entry, [np.full(1000 + k, 0.1, dtype=np.float32)], [{}])
+        writer.finish(16_000, {})
+    return path
+
+
+def _cut_audio(store: Path) -> None:
+    data = (store / "audio.i16").read_bytes()
+    (store / "audio.i16").write_bytes(data[:-100])
+
+
+def _grow_audio(store: Path) -> None:
+    with open(store / "audio.i16", "ab") as handle:
+        handle.write(b"\0" * 64)
+
+
+def _save(name: str, make: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:
+    def damage(store: Path) -> None:
+        np.save(store / name, make(np.load(store / name)))
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (_cut_audio, "damaged store"),
+        (_grow_audio, r"audio\.i16 holds 4038 samples, the header 4006"),
+        (_save("offsets.npy", lambda a: a[:-1]), "offsets.npy lists 3 items"),
+        (_save("offsets.npy", lambda a: a[::-1].copy()), "offsets.npy does not span"),
+        (_save("scales.npy", lambda a: a[:-1]), "scales.npy has 3 scales, not 4"),
+        (_save("scales.npy", lambda a: np.full_like(a, np.nan)), "non-finite"),
+        (_save("targets.npy", lambda a: a[:, :1].copy()), r"targets.npy is \(4, 1\), not \(4, 2\)"),
+    ],
+    ids=["audio-cut", "audio-grown", "offsets-short", "offsets-reversed", "scales-short",
+         "scales-nan", "targets-narrow"],
+)  # fmt: skip
+def test_a_store_whose_files_disagree_with_its_header_is_refused(
+    tmp_path: Path, damage: Callable[[Path], None], reason: str
+) -> None:
+    from instrec.data.store import ClipStore
+
+    store = _small_store(tmp_path / "s")
+    damage(store)
+    with pytest.raises(InstrecError, match=reason):
+        ClipStore.open(store)

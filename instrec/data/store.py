@@ -108,6 +108,27 @@ class ClipStore:
         self.offsets: np.ndarray = np.load(path / OFFSETS)
         self.scales: np.ndarray = np.load(path / SCALES)
         self.targets: np.ndarray = np.load(path / TARGETS, mmap_mode="r")
+        self._check_consistent()
+
+    def _check_consistent(self) -> None:
+        """The files agree with the header and each other, so no item reads another's
+        samples or a label of the wrong class (ValueError says which does not)."""
+        count, total, offsets = self._count, self._samples.size, self.offsets
+        stored = (self.path / AUDIO).stat().st_size // AUDIO_DTYPE.itemsize
+        shape = (count, len(self.classes))
+        problems = [
+            (stored != total, f"{AUDIO} holds {stored} samples, the header {total}"),
+            (offsets.shape != (count + 1,), f"{OFFSETS} lists {offsets.size - 1} items"),
+            (offsets.size and (offsets[0] != 0 or offsets[-1] != total),
+             f"{OFFSETS} does not span the {total} samples"),
+            (bool(np.any(np.diff(offsets) <= 0)), f"{OFFSETS} is not increasing"),
+            (self.scales.shape != (count,), f"{SCALES} has {self.scales.size} scales, not {count}"),
+            (not np.isfinite(self.scales).all(), f"{SCALES} holds non-finite values"),
+            (self.targets.shape != shape, f"{TARGETS} is {self.targets.shape}, not {shape}"),
+        ]  # fmt: skip
+        for bad, what in problems:
+            if bad:
+                raise ValueError(f"{what}; prepare it again")
 
     @classmethod
     def open(cls, path: str | Path) -> ClipStore:
