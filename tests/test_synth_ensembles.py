@@ -211,3 +211,17 @@ def test_same_seed_gives_identical_files_and_a_rerun_fills_gaps(cross_dir: Path)
         k: {**v, "existing": 0} for k, v in _songs(root).items()
     }
     assert without_counts(again) == without_counts(cross_dir)  # records survive a rerun
+
+
+@pytest.mark.slow
+def test_a_song_does_not_depend_on_what_its_process_rendered_before(
+    cross_dir: Path, tmp_path: Path
+) -> None:
+    """Rendered after other songs in this process, or alone in fresh workers: the same
+    bytes (libfluidsynth keeps traces of earlier renders; each part gets a synth of its own)."""
+    held = cross_dir.parent / "held.json"
+    render_ensembles(tmp_path / "warm", **{**CROSS, "seed": 5}, holdout_from=held)
+    here = render_ensembles(tmp_path / "here", **CROSS, holdout_from=held, workers=1)
+    fresh = render_ensembles(tmp_path / "fresh", **CROSS, holdout_from=held, workers=2)
+    wavs = sorted(p.relative_to(here) for p in here.rglob("*.wav"))
+    assert wavs and all((here / w).read_bytes() == (fresh / w).read_bytes() for w in wavs)

@@ -51,7 +51,6 @@ from instrec.labels import (
     CORPUS_CLASSES,
     CORPUS_DRUMS,
     CORPUS_GM_PROGRAMS,
-    GM_PERCUSSION_CHANNEL,
 )
 from instrec.synth import sources, timbre
 from instrec.synth.ensembles import (
@@ -71,9 +70,9 @@ from instrec.synth.ensembles import (
     drum_kits,
     folded,
     make_voice,
-    new_synth,
     octave_fit,
     part_notes,
+    render_drums,
     render_part,
 )
 from instrec.synth.outputs import claim_folder, run_tasks, write_json, write_wav
@@ -277,7 +276,7 @@ def render_stems(
     ]
     if drums is not None:
         events = drum_events(begin, start + seconds, spq)
-        stereo = new_synth().render({GM_PERCUSSION_CHANNEL: drums}, events, n_total)[skip:]
+        stereo = render_drums(drums, events, n_total)[skip:]
         stems.append(_mono(stereo, samples))
     return np.stack(stems)
 

@@ -33,6 +33,7 @@ timbre options leaves the rest of a song as it was.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -155,6 +156,10 @@ _PLAYABLE: dict[tuple[Instrument, int], float | None] = {}  # (instrument, key) 
 
 
 def new_synth() -> Synth:
+    """The process's synth for probing which keys a preset sounds (a yes or no that does
+    not depend on what it played before). Audio is rendered by a synth of its own per part
+    (see render_part): libfluidsynth keeps traces of earlier renders that would make a song
+    depend on the songs its worker process rendered before it."""
     global _SYNTH
     if _SYNTH is None:
         _SYNTH = Synth(IRMAS_RATE)
@@ -168,8 +173,12 @@ def _playable(instrument: Instrument, keys: set[int]) -> set[int]:
         sounding = set(new_synth().playable_keys(instrument, unknown, 0.3, PLAYABLE_PEAK))
         _PLAYABLE.update({(instrument, k): 1.0 if k in sounding else None for k in unknown})
     elif unknown and isinstance(instrument, ModelVoice):
-        tunings = models.probe(instrument, unknown, IRMAS_RATE)
-        _PLAYABLE.update({(instrument, k): tunings[k] for k in unknown})
+        # every key of the voice at once, in one order: a probe note's result depends on
+        # the notes rendered before it, so probing only the keys a song needs would make a
+        # song depend on the songs its worker process rendered earlier
+        every = range(instrument.keys[0], instrument.keys[1] + 1)
+        tunings = models.probe(instrument, list(every), IRMAS_RATE)
+        _PLAYABLE.update({(instrument, k): tunings.get(k) for k in {*every, *unknown}})
     return {k for k in keys if _PLAYABLE[instrument, k] is not None}
 
 
@@ -350,6 +359,12 @@ def part_notes(voice: Voice, start: float, stop: float, spq: float) -> list[Play
     return notes
 
 
+def render_drums(kit: Preset, events: Sequence[Event], n_samples: int) -> np.ndarray:
+    """(n_samples, 2) float32: the drum events on `kit`, from a synth of its own."""
+    with contextlib.closing(Synth(IRMAS_RATE)) as synth:
+        return synth.render({GM_PERCUSSION_CHANNEL: kit}, events, n_samples)
+
+
 def render_part(voice: Voice, notes: Sequence[PlayedNote], n_samples: int) -> np.ndarray:
     """(n_samples, 2) float32: the part played by its instrument, panned, with its timbre."""
     instrument, variation = voice.instrument, voice.variation
@@ -359,9 +374,10 @@ def render_part(voice: Voice, notes: Sequence[PlayedNote], n_samples: int) -> np
             on = round(note.onset * IRMAS_RATE)
             off = round((note.onset + note.duration) * IRMAS_RATE)
             events += [Event(on, "on", 0, note.key, note.velocity), Event(off, "off", 0, note.key)]
-        stem = new_synth().render(
-            {0: instrument}, events, n_samples, {0: timbre.generators(variation)}
-        )
+        with contextlib.closing(Synth(IRMAS_RATE)) as synth:
+            stem = synth.render(
+                {0: instrument}, events, n_samples, {0: timbre.generators(variation)}
+            )
     else:
         detune = timbre.tune_factor(variation)
         played = [
@@ -422,7 +438,7 @@ def render_excerpt(
         stems.append((render_part(voice, notes, n_total)[skip:], target))
     if drums is not None:
         events = drum_events(begin, start + seconds, spq)
-        stem = new_synth().render({GM_PERCUSSION_CHANNEL: drums}, events, n_total)[skip:]
+        stem = render_drums(drums, events, n_total)[skip:]
         stems.append((stem, LEAD_LUFS - background_db))
     mix = np.zeros((n_total - skip, 2), dtype=np.float64)  # (samples, channels)
     levels: list[float | None] = []
