@@ -71,9 +71,8 @@ def bench_ensembles(out: Path, name: str, options: dict[str, Any], songs: int = 
 
         return wrapper
 
-    synth = ensembles._synth()
-    fluid, csound = synth.render, models.render
-    synth.render = timed(fluid)  # type: ignore[method-assign]
+    fluid, csound = ensembles.Synth.render, models.render  # every synth, every csound run
+    ensembles.Synth.render = timed(fluid)  # type: ignore[method-assign]
     models.render = timed(csound)
     start = time.perf_counter()
     try:
@@ -82,7 +81,7 @@ def bench_ensembles(out: Path, name: str, options: dict[str, Any], songs: int = 
             **options,
         )  # fmt: skip
     finally:
-        synth.render, models.render = fluid, csound  # type: ignore[method-assign]
+        ensembles.Synth.render, models.render = fluid, csound  # type: ignore[method-assign]
     total = time.perf_counter() - start
     audio = sum(soundfile.info(p).frames for p in out.rglob("*.wav")) / 44_100
     print(f"ensembles  {name}: {songs + 2} songs, {audio:.0f} s of excerpts")
