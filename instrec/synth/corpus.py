@@ -61,7 +61,6 @@ from instrec.synth.ensembles import (
     LEAD_LUFS,
     MAX_PEAK,
     MIX_LUFS,
-    NOTE_SECONDS_RANGE,
     PRE_ROLL,
     VELOCITY_JITTER,
     SongTask,
@@ -74,6 +73,7 @@ from instrec.synth.ensembles import (
     part_notes,
     render_drums,
     render_part,
+    seconds_per_quarter,
 )
 from instrec.synth.outputs import claim_folder, run_tasks, write_json, write_wav
 from instrec.synth.scores import (
@@ -356,8 +356,7 @@ def render_rendition(
     except InstrecError as error:
         record.error = str(error)
         return None
-    durations = sorted(n.duration for part in score.parts for n in part)
-    spq = rng.uniform(*NOTE_SECONDS_RANGE) / durations[len(durations) // 2]  # s per quarter
+    spq = seconds_per_quarter(score, rng)
     kits = drum_kits(task.pool.soundfonts)
     drums = kits[int(rng.integers(len(kits)))] if kits and rng.random() < options.drums else None
     names = [v.role for v in voices] + ([CORPUS_DRUMS] if drums is not None else [])

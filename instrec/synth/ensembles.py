@@ -359,6 +359,12 @@ def part_notes(voice: Voice, start: float, stop: float, spq: float) -> list[Play
     return notes
 
 
+def seconds_per_quarter(score: Score, rng: np.random.Generator) -> float:
+    """A drawn tempo, in s per quarter note: the score's median note lasts NOTE_SECONDS_RANGE."""
+    durations = sorted(n.duration for part in score.parts for n in part)  # quarters
+    return float(rng.uniform(*NOTE_SECONDS_RANGE)) / durations[len(durations) // 2]
+
+
 def render_drums(kit: Preset, events: Sequence[Event], n_samples: int) -> np.ndarray:
     """(n_samples, 2) float32: the drum events on `kit`, from a synth of its own."""
     with contextlib.closing(Synth(IRMAS_RATE)) as synth:
@@ -504,8 +510,7 @@ def render_song(task: SongTask) -> SongResult:
     except InstrecError as error:
         result.error = str(error)
         return result
-    durations = sorted(n.duration for part in score.parts for n in part)
-    spq = rng.uniform(*NOTE_SECONDS_RANGE) / durations[len(durations) // 2]  # s per quarter
+    spq = seconds_per_quarter(score, rng)
     drums = None
     if task.drums:
         kits = drum_kits(task.pool.soundfonts)
