@@ -47,11 +47,23 @@ from instrec.atomic import write_text_atomic
 from instrec.audio import integrated_loudness
 from instrec.errors import InstrecError
 from instrec.labels import GM_PERCUSSION_BANK, GM_PERCUSSION_CHANNEL, IRMAS_CLASSES
-from instrec.synth import models, sources, timbre
+from instrec.synth import models, performance, production, sources, timbre
+from instrec.synth.accompaniment import (
+    BASS_LINES,
+    Drums,
+    Hit,
+    bass_line,
+    comp,
+    comping_pattern,
+    comping_role,
+    drum_part,
+    harmony,
+)
 from instrec.synth.csound import CsoundNote
 from instrec.synth.fluidsynth import PAN_CC, Event, Synth
 from instrec.synth.models import ModelVoice
 from instrec.synth.outputs import claim_folder, run_tasks, write_json, write_wav
+from instrec.synth.performance import Performance
 from instrec.synth.scores import DEFAULT_COMPOSERS, Score, ScoreNote, multipart_works, read_score
 from instrec.synth.soundfonts import Preset, read_presets
 from instrec.synth.sources import HELD_OUT, TRAIN, Instrument, Pool
@@ -102,6 +114,8 @@ SPLIT_FOLDERS = {
 }
 # Random streams of a song besides its own: each part's instrument, timbre, velocities.
 _INSTRUMENT_STREAM, _TIMBRE_STREAM, _VELOCITY_STREAM = 11, 13, 17
+_PERFORMANCE_STREAM = 19  # each part's performance (instrec.synth.performance)
+_GROOVE_STREAM, _COMPING_STREAM = 23, 31  # the song's drum groove and comping parts
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,8 @@ class SongTask:
     background_db: float
     seed: int
     timbre: tuple[str, ...] = ()  # timbre variation options (instrec.synth.timbre)
+    performance: tuple[str, ...] = ()  # how it is played (instrec.synth.performance)
+    production: tuple[str, ...] = ()  # what is done to parts and mix (instrec.synth.production)
     label_classes: tuple[str, ...] = IRMAS_CLASSES  # classes test labels are drawn from
     recorded: bool = False  # songs.json of an earlier run describes this song
 
@@ -136,6 +152,7 @@ class Voice:
     variation: Timbre = field(default_factory=Timbre)
     jitter: tuple[int, ...] = ()  # velocity change of each note
     played: tuple[tuple[int, ScoreNote], ...] = ()  # (index, note) as played: folded, playable
+    playing: Performance = field(default_factory=Performance)  # dynamics, timing, pedal
 
 
 @dataclass
@@ -242,7 +259,7 @@ def make_voice(
     part: int,
 ) -> Voice:
     """A part's voice: an instrument that plays enough of its notes, its timbre, its
-    velocity jitter, each from the part's own random stream."""
+    velocity jitter, its performance, each from the part's own random stream."""
     stream = np.random.default_rng([task.seed, task.number, part, _INSTRUMENT_STREAM])
     best: Voice | None = None
     for _ in range(INSTRUMENT_TRIES):
@@ -261,6 +278,8 @@ def make_voice(
     best.jitter = tuple(
         int(v) for v in velocities.integers(-VELOCITY_JITTER, VELOCITY_JITTER + 1, len(notes))
     )
+    playing = np.random.default_rng([task.seed, task.number, part, _PERFORMANCE_STREAM])
+    best.playing = performance.draw(task.performance, playing, role, notes)
     return best
 
 
@@ -308,6 +327,31 @@ def arrange(score: Score, task: SongTask, rng: np.random.Generator) -> list[Voic
     return [voices[i] for i in sorted(voices)]
 
 
+def accompany(
+    score: Score, task: SongTask, voices: Sequence[Voice], spq: float
+) -> list[tuple[Voice, dict[str, object]]]:
+    """Comping parts from the score's harmony (performance option 'comping'): a chord part
+    and, where no part plays bass, a bass line; each with what songs.json adds to its
+    record. Unlabelled: test songs comp with pads only (accompaniment.comping_role). Drawn
+    from a stream of their own after the tempo (strums are spread in seconds), so the
+    rest of the song is drawn as without them."""
+    rng = np.random.default_rng([task.seed, task.number, _COMPING_STREAM])
+    chords = harmony(score)
+    role = comping_role(task.label, rng)
+    pattern = comping_pattern(role, rng)
+    parts: list[tuple[str, tuple[ScoreNote, ...], dict[str, object]]] = [
+        (role, comp(chords, pattern, spq, rng), {"comping": pattern})
+    ]
+    if not any(v.role == "bass" for v in voices):
+        line = BASS_LINES[int(rng.integers(len(BASS_LINES)))]
+        parts.append(("bass", bass_line(chords, line), {"bass_line": line}))
+    added = []
+    for index, (part_role, notes, how) in enumerate(parts, start=len(score.parts)):
+        pan = 64 + int(rng.integers(-40, 41))
+        added.append((make_voice(part_role, False, notes, 0, pan, task, index), how))
+    return added
+
+
 def _activity(notes: Sequence[ScoreNote], start: float, stop: float, spq: float) -> float:
     """Share of [start, stop) seconds covered by at least one note (tempo `spq` s/quarter)."""
     grid = np.zeros(max(int((stop - start) * 100), 1), dtype=bool)  # 10 ms cells
@@ -342,20 +386,23 @@ class PlayedNote:
 
 
 def part_notes(voice: Voice, start: float, stop: float, spq: float) -> list[PlayedNote]:
-    """The voice's notes starting in [start, stop) seconds, times relative to start."""
+    """The voice's notes whose score onset is in [start, stop) seconds, as performed,
+    times relative to start (a note played early stays in, at 0 at the earliest)."""
+    chosen = [(i, n) for i, n in voice.played if start <= n.onset * spq < stop]
+    onsets, durations = performance.timed(
+        voice.playing,
+        [i for i, _ in chosen],
+        [n.onset * spq - start for _, n in chosen],
+        [n.duration * spq for _, n in chosen],
+        [n.pitch for _, n in chosen],
+    )
     notes = []
-    for index, note in voice.played:
-        onset = note.onset * spq
-        if start <= onset < stop:
-            velocity = int(np.clip(note.velocity + voice.jitter[index], 1, 127))
-            notes.append(
-                PlayedNote(
-                    onset - start,
-                    note.duration * spq,
-                    note.pitch,
-                    timbre.velocity(voice.variation, velocity),
-                )
-            )
+    for (index, note), onset, duration in zip(chosen, onsets, durations, strict=True):
+        velocity = int(np.clip(note.velocity + voice.jitter[index], 1, 127))
+        velocity = performance.velocity(voice.playing, note.onset, velocity)
+        notes.append(
+            PlayedNote(onset, duration, note.pitch, timbre.velocity(voice.variation, velocity))
+        )
     return notes
 
 
@@ -372,10 +419,15 @@ def render_drums(kit: Preset, events: Sequence[Event], n_samples: int) -> np.nda
 
 
 def render_part(voice: Voice, notes: Sequence[PlayedNote], n_samples: int) -> np.ndarray:
-    """(n_samples, 2) float32: the part played by its instrument, panned, with its timbre."""
+    """(n_samples, 2) float32: the part played by its instrument, panned, with its timbre
+    and pedal."""
     instrument, variation = voice.instrument, voice.variation
     if isinstance(instrument, Preset):
         events = [Event(0, "cc", 0, PAN_CC, voice.pan)]
+        events += [
+            Event(round(time * IRMAS_RATE), "cc", 0, performance.SUSTAIN_CC, value)
+            for time, value in performance.pedal(voice.playing, notes)
+        ]
         for note in notes:
             on = round(note.onset * IRMAS_RATE)
             off = round((note.onset + note.duration) * IRMAS_RATE)
@@ -387,8 +439,8 @@ def render_part(voice: Voice, notes: Sequence[PlayedNote], n_samples: int) -> np
     else:
         detune = timbre.tune_factor(variation)
         played = [
-            CsoundNote(n.onset, n.duration, n.key, n.velocity, _tuning(instrument, n.key) * detune)
-            for n in notes
+            CsoundNote(n.onset, held, n.key, n.velocity, _tuning(instrument, n.key) * detune)
+            for n, held in zip(notes, performance.held(voice.playing, notes), strict=True)
         ]
         overrides = timbre.model_overrides(variation, dict(instrument.params))
         mono = models.render_notes(instrument, played, n_samples, IRMAS_RATE, overrides)
@@ -408,32 +460,41 @@ def _panned(mono: np.ndarray, pan: int) -> np.ndarray:
     return np.stack([mono * np.cos(angle), mono * np.sin(angle)], axis=1).astype(np.float32)
 
 
-def drum_events(start: float, stop: float, spq: float) -> list[Event]:
-    """A plain backbeat (kick, snare, eighth hi-hats) from the score's first beat."""
+def drum_events(
+    start: float, stop: float, spq: float, hits: Sequence[Hit] | None = None
+) -> list[Event]:
+    """The drum hits in [start, stop) s, times from `start`: a song's groove (`hits`,
+    instrec.synth.accompaniment) or a plain backbeat (kick, snare, eighth hi-hats) from
+    the score's first beat."""
+    if hits is None:
+        bars = range(int(start / (2 * spq)), int(stop / (2 * spq)) + 1)
+        hits = [Hit(2 * bar + q, k, velocity) for bar in bars for q, k, velocity in DRUM_PATTERN]
     events = []
-    for bar in range(int(start / (2 * spq)), int(stop / (2 * spq)) + 1):
-        for quarter, key, velocity in DRUM_PATTERN:
-            onset = (2 * bar + quarter) * spq
-            if start <= onset < stop:
-                on = round((onset - start) * IRMAS_RATE)
-                events += [
-                    Event(on, "on", GM_PERCUSSION_CHANNEL, key, velocity),
-                    Event(on + IRMAS_RATE // 10, "off", GM_PERCUSSION_CHANNEL, key),
-                ]
+    for hit in hits:
+        onset = hit.onset * spq
+        if start <= onset < stop:
+            on = round((onset - start) * IRMAS_RATE)
+            events += [
+                Event(on, "on", GM_PERCUSSION_CHANNEL, hit.key, hit.velocity),
+                Event(on + IRMAS_RATE // 10, "off", GM_PERCUSSION_CHANNEL, hit.key),
+            ]
     return events
 
 
 def render_excerpt(
     voices: Sequence[Voice],
-    drums: Preset | None,
+    drums: Drums | None,
     start: float,
     seconds: float,
     spq: float,
     background_db: float,
     rng: np.random.Generator,
+    studio: production.Production = production.OFF,
+    excerpt: int = 0,
 ) -> tuple[np.ndarray, list[float | None]]:
-    """(samples, 2) float32 mix of one excerpt, parts rendered apart and levelled, and
-    each part's loudness in it (LUFS, None if silent; drums last)."""
+    """(samples, 2) float32 mix of one excerpt, parts rendered apart, produced (`studio`,
+    the song's; `excerpt` picks its codec) and levelled, and each part's loudness in it
+    (LUFS, None if silent; drums last)."""
     begin = max(start - PRE_ROLL, 0.0)
     n_total = round((start + seconds - begin) * IRMAS_RATE)
     skip = round((start - begin) * IRMAS_RATE)
@@ -441,20 +502,24 @@ def render_excerpt(
     for voice in voices:
         notes = part_notes(voice, begin, start + seconds, spq)
         target = LEAD_LUFS if voice.lead else LEAD_LUFS - background_db + rng.uniform(-2, 2)
-        stems.append((render_part(voice, notes, n_total)[skip:], target))
+        stems.append((render_part(voice, notes, n_total), target))
     if drums is not None:
-        events = drum_events(begin, start + seconds, spq)
-        stem = render_drums(drums, events, n_total)[skip:]
+        hits = None if drums.part is None else drums.part.hits
+        events = drum_events(begin, start + seconds, spq, hits)
+        stem = render_drums(drums.kit, events, n_total)
         stems.append((stem, LEAD_LUFS - background_db))
     mix = np.zeros((n_total - skip, 2), dtype=np.float64)  # (samples, channels)
     levels: list[float | None] = []
-    for stem, target in stems:
-        levelled, audible = _levelled(stem, target)
+    for part, (stem, target) in enumerate(stems):
+        # produced with the pre-roll (a compressor's state, the room's tails), then cut,
+        # then levelled: the predominance rule holds on what is heard
+        produced = production.process_part(stem, IRMAS_RATE, studio, part)[skip:]
+        levelled, audible = _levelled(produced, target)
         mix += levelled
         # a gain moves the gated loudness by itself: blocks it lifts over or drops under
         # the absolute gate lie far below the relative gate either way
         levels.append(round(target, 2) if audible else None)
-    mix = _levelled(mix, MIX_LUFS)[0]
+    mix = _levelled(production.process_mix(mix, IRMAS_RATE, studio, excerpt), MIX_LUFS)[0]
     peak = np.abs(mix).max()
     return (mix * min(1.0, MAX_PEAK / peak) if peak > 0 else mix).astype(np.float32), levels
 
@@ -490,6 +555,7 @@ def _part_record(voice: Voice) -> dict[str, object]:
         "transpose": voice.transpose,
         "pan": voice.pan,
         "timbre": voice.variation.record(),
+        "performance": voice.playing.record(),
         "played_share": round(_played_share(voice), 3),
     }
 
@@ -511,23 +577,42 @@ def render_song(task: SongTask) -> SongResult:
         result.error = str(error)
         return result
     spq = seconds_per_quarter(score, rng)
+    added = accompany(score, task, voices, spq) if "comping" in task.performance else []
     drums = None
     if task.drums:
         kits = drum_kits(task.pool.soundfonts)
         if not kits:
             result.error = f"{task.work}: no soundfont of this render has a drum kit"
             return result
-        drums = kits[int(rng.integers(len(kits)))]
+        grooves = np.random.default_rng([task.seed, task.number, _GROOVE_STREAM])
+        groove = drum_part(score.quarters, grooves) if "grooves" in task.performance else None
+        drums = Drums(kits[int(rng.integers(len(kits)))], groove)
     result.labels = [v.role for v in voices if v.lead]
     result.parts = [_part_record(v) for v in voices]
+    result.parts += [{**_part_record(v), **how} for v, how in added]
+    voices += [v for v, _ in added]
+    if drums is not None and drums.part is not None:  # recorded last, as its level
+        kit = drums.kit
+        result.parts.append(
+            {"role": "drums", "lead": False, "source": "soundfont", "family": "",
+             "instrument": kit.label, "program": kit.program, **drums.part.record()}
+        )  # fmt: skip
     if task.split == "train":
         lengths = [TRAIN_SECONDS] * task.excerpts
     else:
         lengths = [float(rng.uniform(*task.test_seconds)) for _ in task.paths]
     length = score.quarters * spq
     shortest = lengths[0] if task.split == "train" else task.test_seconds[0]
-    for path, seconds in zip(task.paths, lengths, strict=True):
-        found = _render_excerpt_somewhere(voices, drums, spq, length, seconds, shortest, task, rng)
+    studio = production.draw(  # a stream of its own: existing draws stay as they were
+        task.production,
+        np.random.default_rng([task.seed, task.number, 29]),
+        parts=len(voices) + 1,  # drums last, drawn with or without a kit
+        excerpts=len(task.paths),
+    )
+    for excerpt, (path, seconds) in enumerate(zip(task.paths, lengths, strict=True)):
+        found = _render_excerpt_somewhere(
+            voices, drums, spq, length, seconds, shortest, task, rng, studio, excerpt
+        )
         if found is None:
             continue
         audio, record = found
@@ -547,24 +632,29 @@ def render_song(task: SongTask) -> SongResult:
 
 def _render_excerpt_somewhere(
     voices: Sequence[Voice],
-    drums: Preset | None,
+    drums: Drums | None,
     spq: float,
     length: float,
     seconds: float,
     shortest: float,
     task: SongTask,
     rng: np.random.Generator,
+    studio: production.Production,
+    excerpt: int,
 ) -> tuple[np.ndarray, dict[str, object]] | None:
     """An excerpt whose leading parts play and are audible: up to EXCERPT_TRIES starts,
-    then a shorter excerpt (down to `shortest`); None if the score has no such place."""
+    then a shorter excerpt (down to `shortest`); None if the score has no such place.
+    `studio`: the song's production; `excerpt`: the excerpt's index (its codec)."""
+    produced = studio.record(excerpt)
     while True:
         starts = excerpt_starts(voices, spq, length, seconds, rng)
         for _, start in zip(range(EXCERPT_TRIES), starts, strict=False):
             audio, levels = render_excerpt(
-                voices, drums, start, seconds, spq, task.background_db, rng
+                voices, drums, start, seconds, spq, task.background_db, rng, studio, excerpt
             )
             if leads_audible(voices, levels):
-                return audio, {"start": round(start, 3), "seconds": seconds, "levels": levels}
+                record = {"start": round(start, 3), "seconds": seconds, "levels": levels}
+                return audio, {**record, **({"production": produced} if produced else {})}
         if seconds <= shortest:
             return None
         seconds = max(shortest, seconds * 0.75)  # a short score: try a shorter excerpt
@@ -601,6 +691,8 @@ class SongPlan:
     background_db: float
     seed: int
     timbre: tuple[str, ...] = ()
+    performance: tuple[str, ...] = ()
+    production: tuple[str, ...] = ()
 
 
 def plan_songs(
@@ -664,6 +756,8 @@ def plan_songs(
                 plan.background_db,
                 plan.seed,
                 plan.timbre,
+                plan.performance,
+                plan.production,
                 label_classes if split == "cross-source" else IRMAS_CLASSES,
             )
         )
@@ -684,6 +778,8 @@ def render_ensembles(
     model_names: Sequence[str] | None = None,
     model_voices: int = sources.DEFAULT_MODEL_VOICES,
     timbre_options: Sequence[str] = (),
+    performance_options: Sequence[str] = (),
+    production_options: Sequence[str] = (),
     holdout_share: float = 0.0,
     family_seed: int = 0,
     holdout_from: str | Path | None = None,
@@ -701,7 +797,9 @@ def render_ensembles(
     `test_seconds` (min, max) s per test and cross-source song; composers: music21 corpus
     composers to draw scores from; sources_used: source kinds (instrec.synth.sources);
     model_names: csound models (None: all that csound plays here); model_voices: voices
-    per model; timbre_options: per-part variation (instrec.synth.timbre); holdout_share:
+    per model; timbre_options: per-part variation (instrec.synth.timbre);
+    performance_options: how parts are played (instrec.synth.performance);
+    production_options: what is done to parts and mix (instrec.synth.production); holdout_share:
     share of each class's families held out of training (0: none), chosen with
     `family_seed`, or the split of an earlier render's families.json (`holdout_from`);
     background_db: how much quieter (dB) unlabelled parts are than leading ones; drums:
@@ -710,9 +808,11 @@ def render_ensembles(
     test_seconds = (float(test_seconds[0]), float(test_seconds[1]))
     kinds = sources.parse_sources(sources_used)
     variation = timbre.parse_options(timbre_options)
+    playing = performance.parse_options(performance_options)
+    studio = production.parse_options(production_options)
     plan = SongPlan(
         train_songs, test_songs, cross_source_songs, train_excerpts, test_excerpts, drums,
-        test_seconds, background_db, seed, variation,
+        test_seconds, background_db, seed, variation, playing, studio,
     )  # fmt: skip
     _check_options(plan, workers, model_voices, holdout_share, holdout_from)
     fonts = sources.source_soundfonts(kinds, soundfonts)
@@ -742,6 +842,8 @@ def render_ensembles(
         "models": chosen_models,
         "model_voices": model_voices,
         "timbre": list(variation),
+        "performance": list(playing),
+        "production": list(studio),
         "holdout_share": holdout_share,
         "family_seed": family_seed,
         "holdout_from": None if holdout_from is None else str(Path(holdout_from).resolve()),

@@ -27,6 +27,8 @@ from instrec.synth import corpus
 from instrec.synth.ensembles import DEFAULT_TEST_SECONDS, render_ensembles
 from instrec.synth.models import MODELS
 from instrec.synth.notes import DEFAULT_SPLIT_FRACTIONS, DEFAULT_VELOCITIES, render_notes
+from instrec.synth.performance import PERFORMANCE_OPTIONS
+from instrec.synth.production import PRODUCTION_OPTIONS
 from instrec.synth.scores import DEFAULT_COMPOSERS, MULTIPART_COMPOSERS
 from instrec.synth.sources import DEFAULT_MODEL_VOICES, DEFAULT_SOURCES, SOURCE_KINDS
 from instrec.synth.timbre import TIMBRE_OPTIONS
@@ -147,6 +149,18 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         "all or none",
     )
     ensembles.add_argument(
+        "--performance",
+        default="none",
+        help="how parts are played, comma-separated "
+        f"({', '.join(PERFORMANCE_OPTIONS)}), all or none (ensembles)",
+    )
+    ensembles.add_argument(
+        "--production",
+        default="none",
+        help="what is done to parts and the mix, comma-separated "
+        f"({', '.join(PRODUCTION_OPTIONS)}), all or none (ensembles)",
+    )
+    ensembles.add_argument(
         "--holdout-share",
         type=float,
         default=0.0,
@@ -256,6 +270,8 @@ def run(args: argparse.Namespace) -> int:
             background_db=args.background_db,
             drums=args.drums,
             timbre_options=args.timbre.split(","),
+            performance_options=args.performance.split(","),
+            production_options=args.production.split(","),
             holdout_share=args.holdout_share,
             family_seed=args.family_seed,
             holdout_from=args.holdout_from,

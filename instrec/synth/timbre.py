@@ -21,10 +21,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from instrec.errors import InstrecError
+from instrec.synth.options import parse_named
+
+if TYPE_CHECKING:
+    import pedalboard
 
 TIMBRE_OPTIONS: tuple[str, ...] = ("eq", "envelope", "detune", "chorus", "vibrato", "velocity")
 # SoundFont 2.04 generator numbers set per channel in libfluidsynth (offsets, in cents or
@@ -59,16 +63,7 @@ class Timbre:
 
 def parse_options(names: Sequence[str]) -> tuple[str, ...]:
     """The ingredients named, in canonical order; 'all' for every one, 'none' for none."""
-    chosen = set(names)
-    if chosen & {"all"}:
-        chosen = (chosen - {"all"}) | set(TIMBRE_OPTIONS)
-    chosen -= {"none", ""}
-    unknown = sorted(chosen - set(TIMBRE_OPTIONS))
-    if unknown:
-        raise InstrecError(
-            f"unknown timbre option {', '.join(unknown)} (known: {', '.join(TIMBRE_OPTIONS)})"
-        )
-    return tuple(name for name in TIMBRE_OPTIONS if name in chosen)
+    return parse_named(names, TIMBRE_OPTIONS, "timbre option")
 
 
 def draw(options: Sequence[str], rng: np.random.Generator) -> Timbre:
@@ -143,18 +138,35 @@ def process(stereo: np.ndarray, sample_rate: int, timbre: Timbre) -> np.ndarray:
     plugins: list[pedalboard.Plugin] = []
     if timbre.eq is not None:
         low, high, peak_hz, peak_db = timbre.eq
-        plugins += [
-            pedalboard.LowShelfFilter(cutoff_frequency_hz=200, gain_db=low),
-            pedalboard.HighShelfFilter(cutoff_frequency_hz=4000, gain_db=high),
-            pedalboard.PeakFilter(cutoff_frequency_hz=peak_hz, gain_db=peak_db, q=1.0),
-        ]
+        plugins += shelves(low, high)
+        plugins.append(pedalboard.PeakFilter(cutoff_frequency_hz=peak_hz, gain_db=peak_db, q=1.0))
     if timbre.chorus is not None:
         rate, depth, mix = timbre.chorus
         plugins.append(
             pedalboard.Chorus(rate_hz=rate, depth=depth, centre_delay_ms=7.0, feedback=0.0, mix=mix)
         )
+    return played_through(plugins, stereo, sample_rate)
+
+
+def shelves(low_db: float, high_db: float) -> list[pedalboard.Plugin]:
+    """A low shelf (200 Hz) and a high shelf (4 kHz) of these gains (dB): a part's colour
+    here, a part's or a bus's EQ in instrec.synth.production."""
+    import pedalboard
+
+    return [
+        pedalboard.LowShelfFilter(cutoff_frequency_hz=200, gain_db=low_db),
+        pedalboard.HighShelfFilter(cutoff_frequency_hz=4000, gain_db=high_db),
+    ]
+
+
+def played_through(
+    plugins: Sequence[pedalboard.Plugin], stereo: np.ndarray, sample_rate: int
+) -> np.ndarray:
+    """(samples, 2) float32 audio through `plugins` in order (the audio itself if none)."""
+    import pedalboard
+
     if not plugins:
         return stereo
-    board = pedalboard.Pedalboard(plugins)
+    board = pedalboard.Pedalboard(list(plugins))
     out = board(np.ascontiguousarray(stereo.T, dtype=np.float32), sample_rate)
     return np.ascontiguousarray(out.T)
