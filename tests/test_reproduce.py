@@ -152,9 +152,14 @@ def test_cache_keys_are_stable_and_follow_every_setting(stores: gr.Stores) -> No
     assert set(names([0], ("trainer.epochs=1",))).isdisjoint(first)
     assert all(re.fullmatch(r"sharesnet18-(scratch|pre-all)-f(0\.5|1)-s0-[0-9a-f]{10}", n)
                for n in first)  # fmt: skip
-    # a store prepared again (new header) is new data: new keys
+    # the header's bookkeeping (when, from where) is not data: same keys
     header = stores.music / "store.json"
-    header.write_text(header.read_text().replace("{", '{"again": 1, ', 1))
+    header.write_text(header.read_text().replace("{", '{"created": "later", ', 1))
+    assert names([0]) == first
+    # one label changed is new data: new keys
+    targets = np.load(stores.music / "targets.npy")
+    targets[0] = targets[1]
+    np.save(stores.music / "targets.npy", targets)
     assert set(names([0])).isdisjoint(first)
 
 

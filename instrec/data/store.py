@@ -13,6 +13,7 @@ normalising wav files again. Layout of a store folder (format version 1):
     metadata.csv   one row per item: index, source (path relative to the dataset root),
                    split (train/valid/test), group (int), labels (codes joined by ';') and
                    the loader's own columns (NSynth pitch/family, IRMAS song/genre, ...)
+    content.sha256 written on first need: the content digest (content_digest), cached
 
 Kinds: nsynth and irmas-train hold one label per item; irmas-test and corpus (rendered
 music, instrec.synth.corpus: every part that sounds in a 1 s clip) any number; a folder
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import shutil
 from collections import Counter
@@ -47,6 +49,7 @@ from instrec.atomic import (
     remove_leftovers,
     replace_folder,
     temp_folder,
+    write_text_atomic,
     writing,
 )
 from instrec.errors import InstrecError
@@ -68,6 +71,12 @@ HEADER, AUDIO, SCALES, OFFSETS, TARGETS, METADATA = (
     "metadata.csv",
 )
 BASE_COLUMNS = ("index", "source", "split", "group", "labels")
+CONTENT = "content.sha256"
+# What training reads: the header fields that shape it (not the creation time, the dataset
+# root or the tool versions) and every data file, in this order.
+CONTENT_HEADER = ("format", "version", "kind", "classes", "sample_rate", "clip_length",
+                  "dtype", "count", "total_samples", "splits")  # fmt: skip
+CONTENT_FILES = (HEADER, AUDIO, SCALES, OFFSETS, TARGETS, METADATA)
 
 
 @dataclass(frozen=True)
@@ -332,6 +341,60 @@ def to_int16(x: np.ndarray) -> tuple[np.ndarray, float]:
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     scale = float(np.float32(peak / (FULL_SCALE - 1))) if peak > 0 else 1.0 / FULL_SCALE
     return np.rint(x / scale).astype(np.int16), scale
+
+
+def content_digest(path: str | Path) -> str:
+    """sha256 (hex) of what training reads from the store at `path` (CONTENT_HEADER's
+    fields and the data files), so that the same sources prepared into two folders, on two
+    machines, at two times, get the same digest; any changed sample, scale or label gives
+    another. Hashed in chunks once and cached in STORE/content.sha256, reused while the
+    files' sizes and modification times (ns) are those it was computed from."""
+    path = Path(path)
+    stamp = _content_stamp(path)
+    cache = path / CONTENT
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # else: hash again
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if cached["files"] == stamp:
+            return str(cached["sha256"])
+    digest = _hash_content(path)
+    with contextlib.suppress(InstrecError):  # a read-only store is simply hashed next time
+        write_text_atomic(cache, json.dumps({"sha256": digest, "files": stamp}) + "\n")
+    return digest
+
+
+def _content_stamp(path: Path) -> dict[str, list[int]]:
+    """File name -> [size (bytes), modification time (ns)] of the hashed files."""
+    if not (path / HEADER).is_file():
+        raise InstrecError(f"{path}: not a clip store (no {HEADER}; run 'instrec prepare')")
+    stamp = {}
+    for name in CONTENT_FILES:
+        try:
+            stat = (path / name).stat()
+        except OSError:
+            raise InstrecError(f"{path / name}: missing from the store") from None
+        stamp[name] = [stat.st_size, stat.st_mtime_ns]
+    return stamp
+
+
+def _hash_content(path: Path) -> str:
+    try:
+        header = json.loads((path / HEADER).read_text(encoding="utf-8"))
+        fields = {key: header.get(key) for key in CONTENT_HEADER}
+    except (OSError, ValueError, AttributeError) as error:
+        raise InstrecError(f"{path / HEADER}: unreadable store header ({error})") from None
+    content = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+    for name in CONTENT_FILES[1:]:
+        content.update(f"{name} {file_sha256(path / name)}\n".encode())
+    return content.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 (hex) of a file, read in chunks (a store's audio is gigabytes)."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as error:
+        raise InstrecError(f"{path}: cannot read ({error.strerror or error})") from None
 
 
 def is_store_header(header: dict[str, Any]) -> bool:

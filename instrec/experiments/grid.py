@@ -14,6 +14,12 @@ its data and its initial weights:
 so a rerun skips every finished cell, resumes an interrupted one from its checkpoint, and
 a pre-trained checkpoint is shared by every fine-tuning that starts from it (Table II's
 pre-trained row is Table III's "all" row, Fig. 4's 100 % point and `init`'s notes row).
+The data's part of a key is each store's content digest (instrec.data.store), not where
+or when it was prepared, so the same data prepared on another machine keeps the keys.
+
+A grid longer than one session carries its finished cells in a results folder kept with
+the code (`Results`): each finished cell is copied there, and a fresh OUT is seeded from
+it, so those cells count as cached.
 
 Equal pre-training compute (`init`): the note pre-training takes E epochs of S steps; the
 music pre-training takes the same E x S optimiser steps on the corpus (music_schedule:
@@ -29,6 +35,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -39,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from instrec.atomic import write_text_atomic
-from instrec.data.store import ClipStore
+from instrec.atomic import atomic_path, write_text_atomic, writing
+from instrec.data.store import ClipStore, content_digest, file_sha256
 from instrec.errors import InstrecError
 from instrec.experiments.presets import (
     ABLATIONS,
@@ -77,11 +84,8 @@ class Stores:
 
 
 def store_digest(path: Path) -> str:
-    """A digest of a store's header: a store prepared again gets a new one."""
-    header = Path(path) / "store.json"
-    if not header.is_file():
-        raise InstrecError(f"{path}: not a clip store (no store.json; run 'instrec prepare')")
-    return hashlib.sha256(header.read_bytes()).hexdigest()[:16]
+    """A digest of a store's content: what training reads, not when or where it was made."""
+    return content_digest(path)[:16]
 
 
 def _digest(data: Any) -> str:
@@ -448,18 +452,130 @@ def _run_cell(
     return False, steps.evaluate(model, stores.test, evaluation, threshold_from, stores.music)
 
 
+# ---- the results folder: finished cells carried from one session to the next ----------
+
+SUMS = "SHA256SUMS"  # per kept cell: `sha256  relative path` per file (sha256sum -c reads it)
+MODEL_LIMIT = 8 * 2**20  # bytes: a fine-tuned model file up to this size is kept
+_SUM_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+
+
+@dataclass(frozen=True)
+class Results:
+    """A folder kept with the code (e.g. benchmarks/results/reproduce_small_init) that
+    holds every finished cell's small files, so that a fresh clone resumes the grid:
+
+        DIR/cells/<stage>/<cell name>/cell.json, SHA256SUMS
+        DIR/cells/finetune/<cell name>/eval-<protocol>-<data key>/metrics.json
+        DIR/cells/<stage>/<cell name>/run/model.pt   (a pre-training's always: fine-tunings
+                                                      start from it; a fine-tuning's when
+                                                      at most `model_limit` bytes)
+
+    The cell name ends in its key, so a different file under the same name is damage or
+    another run of the same cell: refused, never replaced.
+    """
+
+    folder: Path
+    model_limit: int = MODEL_LIMIT
+
+    def cell_folder(self, cell: Cell) -> Path:
+        return cell.directory(self.folder)
+
+    def seed(self, cell: Cell, out: Path) -> bool:
+        """Copy the cell's kept files into its OUT folder where they are missing, each
+        checked against its recorded sha256 first; returns whether any is kept."""
+        kept, sums = self.cell_folder(cell), _read_sums(self.cell_folder(cell))
+        for relative, digest in sums.items():
+            source, target = kept / relative, cell.directory(out) / relative
+            if not source.is_file() or file_sha256(source) != digest:
+                raise InstrecError(
+                    f"{source}: missing or damaged (its sha256 is not the one in "
+                    f"{kept / SUMS}); remove {kept} to run the cell again"
+                )
+            if not target.is_file():
+                _copy(source, target)
+            elif file_sha256(target) != digest:
+                raise _differs(target, source)
+        return bool(sums)
+
+    def keep(self, cell: Cell, out: Path, evaluation: Path | None) -> None:
+        """Copy a finished cell's small files in (those already there are left alone)."""
+        kept, sums = self.cell_folder(cell), _read_sums(self.cell_folder(cell))
+        before = dict(sums)
+        for relative in self._kept_files(cell, out, evaluation):
+            source, target = cell.directory(out) / relative, kept / relative
+            digest, recorded = file_sha256(source), sums.get(relative)
+            if recorded is None and target.is_file():
+                recorded = file_sha256(target)  # copied, then stopped before SHA256SUMS
+            if recorded not in (None, digest):
+                raise _differs(target, source)
+            if not target.is_file():
+                _copy(source, target)
+            sums[relative] = digest
+        if sums != before:
+            lines = "".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items()))
+            write_text_atomic(kept / SUMS, lines)
+
+    def _kept_files(self, cell: Cell, out: Path, evaluation: Path | None) -> list[str]:
+        """The files of a finished cell to keep, relative to its folder."""
+        directory = cell.directory(out)
+        names = ["cell.json"]
+        if evaluation is not None:
+            names.append(f"{evaluation.relative_to(directory).as_posix()}/metrics.json")
+        model = directory / "run" / MODEL
+        if model.is_file() and (
+            cell.stage == "pretrain" or model.stat().st_size <= self.model_limit
+        ):
+            names.append(f"run/{MODEL}")
+        return [name for name in names if (directory / name).is_file()]
+
+
+def _read_sums(kept: Path) -> dict[str, str]:
+    """A kept cell's SHA256SUMS as relative path -> sha256; none yet: empty."""
+    try:
+        text = (kept / SUMS).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise InstrecError(f"{kept / SUMS}: unreadable ({error})") from None
+    sums = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        found = _SUM_LINE.fullmatch(line)
+        if found is None or found[2].startswith("/") or ".." in found[2].split("/"):
+            raise InstrecError(
+                f"{kept / SUMS}: line {number} is not `SHA256  PATH` (a path inside the cell)"
+            )
+        sums[found[2]] = found[1]
+    return sums
+
+
+def _copy(source: Path, target: Path) -> None:
+    with writing(target), atomic_path(target) as temp:
+        shutil.copyfile(source, temp)
+
+
+def _differs(target: Path, source: Path) -> InstrecError:
+    return InstrecError(
+        f"{target}: differs from {source}, a file of the same cell (its name holds the "
+        "cell's key): damaged, or the cell ran twice; remove one of them to go on"
+    )
+
+
 def run_grid(
     grid: Grid,
     stores: Stores,
     out: Path,
     threshold_from: str = "validation",
     steps: Steps | None = None,
+    results: Results | None = None,
+    after_cell: Callable[[Outcome], object] | None = None,
 ) -> Outcome:
     """Run every unfinished cell (pre-trainings first) and collect the evaluations; then
     plan and run the follow-up experiments (their rows are in the outcome).
 
     A failing cell is reported and skipped (with the cells that need it); the others
-    still run.
+    still run. With `results`, OUT is first seeded from its kept cells and every finished
+    cell is kept there; `after_cell` is called after each cell that ran or failed (to
+    rewrite the report as it stands).
     """
     outcome = Outcome()
     run = functools.partial(
@@ -469,6 +585,8 @@ def run_grid(
         threshold_from=threshold_from,
         steps=steps or Steps(),
         outcome=outcome,
+        results=results,
+        after_cell=after_cell or (lambda _: None),
     )
     run([*grid.pretrain_cells(), *grid.finetune_cells()])
     for follow in grid.follow_ups:
@@ -488,8 +606,14 @@ def _run_cells(
     threshold_from: str,
     steps: Steps,
     outcome: Outcome,
+    results: Results | None,
+    after_cell: Callable[[Outcome], object],
 ) -> None:
-    """Run `cells` in order into `outcome`; a cell whose initial weights failed fails."""
+    """Run `cells` in order into `outcome` (seeded from `results` first, each finished
+    one kept there); a cell whose initial weights failed fails."""
+    if results is not None:
+        seeded = sum(results.seed(cell, out) for cell in cells)
+        say(f"{seeded} of {len(cells)} cells found finished in {results.folder}")
     for number, cell in enumerate(cells, start=1):
         step_text = f"{what} {number}/{len(cells)}"
         if cell.init is not None and cell.init.key in outcome.broken:
@@ -502,11 +626,18 @@ def _run_cells(
             say(f"{step_text} {cell.name} failed: {error}")
             outcome.failed.append(f"{cell.name}: {error}")
             outcome.broken.add(cell.key)
+            after_cell(outcome)
             continue
         outcome.cached += finished
         outcome.ran += not finished
         if metrics is not None:
             outcome.metrics[cell.key] = {**metrics, "pretrain_steps": cell.pretrain_steps}
+        if results is not None:
+            finetune = cell.stage == "finetune"
+            evaluation = evaluation_dir(cell, out, stores, threshold_from) if finetune else None
+            results.keep(cell, out, evaluation)
+        if not finished:
+            after_cell(outcome)
 
 
 def collect(grid: Grid, outcome: Outcome) -> dict[str, dict[Recipe, list[dict[str, Any]]]]:

@@ -5,17 +5,33 @@ grid's cells (instrec.experiments.grid) run or are found finished under OUT/cell
 after every run the finished cells of the experiments asked for go to
 instrec.experiments.report, which rebuilds the report (OUT/report.md, tables as
 Markdown, figures as PNG, results.json); the cells themselves are never overwritten.
+With --results DIR every finished cell's small files are kept in DIR as it finishes and
+the report is rewritten there after each cell, so a grid longer than one session resumes
+from a fresh clone (instrec.experiments.grid.Results).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from instrec.atomic import check_writable
 from instrec.errors import InstrecError
-from instrec.experiments.grid import Outcome, Steps, collect, plan_grid, run_grid, say
+from instrec.experiments.grid import (
+    MODEL_LIMIT,
+    Grid,
+    Outcome,
+    Results,
+    Steps,
+    Stores,
+    collect,
+    plan_grid,
+    run_grid,
+    say,
+)
 from instrec.experiments.presets import DEFAULT_FRACTIONS, EXPERIMENTS, PRESETS
 from instrec.experiments.report import THRESHOLD_PROTOCOLS, write_report
 from instrec.experiments.stores import describe_store, real_stores, rendered_stores
@@ -56,12 +72,16 @@ class Job:
     irmas: Path | None = None
     overrides: tuple[str, ...] = ()
     workers: int = 2
+    results: Path | None = None  # finished cells and the report are kept here too
+    model_limit: int = MODEL_LIMIT  # bytes: a bigger fine-tuned model is not kept
 
 
 def reproduce(job: Job, steps: Steps | None = None) -> tuple[Path, Outcome, dict[str, Any]]:
     """Prepare the data, run the grid, write the report; returns (report.md, outcome,
     experiment -> recipe -> per-seed metrics)."""
     _check(job)
+    if job.results is not None:
+        check_writable(job.results)  # before hours of training, not after the first cell
     preset = PRESETS[job.preset]
     data = job.out / "data" / job.preset  # rendered and prepared at the preset's size
     if job.nsynth is not None and job.irmas is not None:
@@ -73,8 +93,24 @@ def reproduce(job: Job, steps: Steps | None = None) -> tuple[Path, Outcome, dict
     grid = plan_grid(
         job.experiments, preset, range(job.seeds), stores, job.fractions, job.overrides
     )
-    outcome = run_grid(grid, stores, job.out, job.threshold_from, steps)
-    results = collect(grid, outcome)
+    report = functools.partial(_report, job, grid, stores, described)
+    kept = None if job.results is None else Results(job.results, job.model_limit)
+    after_cell = None if job.results is None else functools.partial(report, job.results)
+    outcome = run_grid(grid, stores, job.out, job.threshold_from, steps, kept, after_cell)
+    if job.results is not None:
+        report(job.results, outcome)
+    path = report(job.out, outcome)
+    say(
+        f"{outcome.ran} cells ran, {outcome.cached} cached, {len(outcome.failed)} failed; "
+        f"report: {path}"
+    )
+    return path, outcome, collect(grid, outcome)
+
+
+def _report(
+    job: Job, grid: Grid, stores: Stores, described: str, folder: Path, outcome: Outcome
+) -> Path:
+    """The report of the grid's finished cells, written into `folder`."""
     context = {
         "preset": job.preset,
         "seeds": list(range(job.seeds)),
@@ -86,12 +122,7 @@ def reproduce(job: Job, steps: Steps | None = None) -> tuple[Path, Outcome, dict
         "failed": outcome.failed,
         "cells": {"ran": outcome.ran, "cached": outcome.cached, "failed": len(outcome.failed)},
     }
-    path = write_report(job.out, results, context, preset.about)
-    say(
-        f"{outcome.ran} cells ran, {outcome.cached} cached, {len(outcome.failed)} failed; "
-        f"report: {path}"
-    )
-    return path, outcome, results
+    return write_report(folder, collect(grid, outcome), context, PRESETS[job.preset].about)
 
 
 def _check(job: Job) -> None:
@@ -111,6 +142,8 @@ def _check(job: Job) -> None:
         raise InstrecError(f"--threshold-from must be validation or test, not {job.threshold_from}")
     if not job.fractions or any(not 0 < f <= 1 for f in job.fractions):
         raise InstrecError(f"--fractions must lie in (0, 1], not {list(job.fractions)}")
+    if job.model_limit < 0:
+        raise InstrecError(f"--results-model-limit must be 0 or more, not {job.model_limit}")
 
 
 # ---- `instrec reproduce` ----------------------------------------------------------------
@@ -167,6 +200,22 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         default=",".join(f"{f:g}" for f in DEFAULT_FRACTIONS),
         help="fig4: shares of the fine-tuning songs",
     )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        metavar="DIR",
+        help="keep every finished cell (cell.json, metrics.json, pre-trained and small "
+        "fine-tuned model files) and the report in DIR as they come, and start from what "
+        "DIR holds: a grid longer than one session resumes from a fresh clone",
+    )
+    parser.add_argument(
+        "--results-model-limit",
+        type=float,
+        default=MODEL_LIMIT / 2**20,
+        metavar="MB",
+        help="with --results: keep fine-tuned model files up to this size (MiB; "
+        "pre-trained ones are always kept, fine-tunings start from them)",
+    )
     add_job_arguments(parser, "runs/reproduce")
 
 
@@ -188,6 +237,8 @@ def job_from_args(args: argparse.Namespace, experiments: str, preset: str, seeds
         irmas=args.irmas,
         overrides=tuple(args.set),
         workers=args.workers,
+        results=getattr(args, "results", None),
+        model_limit=round(getattr(args, "results_model_limit", MODEL_LIMIT / 2**20) * 2**20),
     )
 
 
