@@ -166,6 +166,8 @@ def table(results: dict[str, dict[str, dict]]) -> str:
     head = "| arm | " + " | ".join(name for _, name in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
     for arm, seeds in results.items():
+        if not seeds:
+            continue
         cells = []
         for key, _ in COLUMNS:
             values = [seeds[s][key] for s in sorted(seeds)]
@@ -189,9 +191,10 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    for arm in arms:
-        stores = arm_stores(args.work, arm, args.workers)
-        for seed in seeds:
+    results = {arm: results.get(arm, {}) for arm in ARMS if arm in arms or arm in results}
+    for seed in seeds:  # every arm once before any arm twice: a cut-short run compares
+        for arm in arms:
+            stores = arm_stores(args.work, arm, args.workers)
             scores = run_seed(args.work, arm, seed, stores, bench)
             results.setdefault(arm, {})[str(seed)] = scores
             results_file.write_text(json.dumps(results, indent=1) + "\n")
