@@ -28,8 +28,11 @@ from instrec.labels import (
     IRMAS_CLASSES,
     IRMAS_GM_PROGRAMS,
 )
-from instrec.synth import corpus
+from instrec.synth import corpus, production, render
+from instrec.synth.accompaniment import GROOVES
 from instrec.synth.ensembles import Voice
+from instrec.synth.performance import PERFORMANCE_OPTIONS, Performance
+from instrec.synth.production import PRODUCTION_OPTIONS
 from instrec.synth.scores import ScoreNote
 from instrec.synth.soundfonts import Preset, read_presets
 
@@ -45,6 +48,13 @@ SMALL: dict[str, Any] = {
     "seed": 3,
     "progress": False,
 }
+# the same corpus played and produced as realistically as the renderer can
+PRODUCED: dict[str, Any] = {
+    **SMALL,
+    "performance_options": ("all",),
+    "production_options": ("all",),
+}
+SETTINGS = {"plain": SMALL, "produced": PRODUCED}
 
 
 # ---- the label set ------------------------------------------------------------------------
@@ -105,8 +115,19 @@ def _db(x: np.ndarray) -> float:
     return 10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-20)
 
 
+STUDIOS = {
+    "dry": production.OFF,
+    "produced": production.draw(
+        production.PRODUCTION_OPTIONS, np.random.default_rng(1), parts=3, excerpts=1
+    ),
+}
+
+
 @needs_soundfont
-def test_rendered_parts_are_labelled_where_they_sound_and_not_where_they_are_silent() -> None:
+@pytest.mark.parametrize("studio", STUDIOS)
+def test_rendered_parts_are_labelled_where_they_sound_and_not_where_they_are_silent(
+    studio: str,
+) -> None:
     start, seconds = 3.0, 4  # s into the score; one quarter note lasts 1 s (spq 1)
     flute = make_voice("flu", 73, [ScoreNote(3.0 + 0.3 * k, 0.3, 72 + k, 90) for k in range(4)])
     organ = make_voice("org", 19, [ScoreNote(3.0, 4.0, 60, 90)])  # held through the excerpt
@@ -114,7 +135,7 @@ def test_rendered_parts_are_labelled_where_they_sound_and_not_where_they_are_sil
     # throughout, but the synthesiser never starts it
     strings = make_voice("strings", 48, [ScoreNote(0.0, 10.0, 55, 90)])
     voices = [flute, organ, strings]
-    stems = corpus.render_stems(voices, None, start, seconds, 1.0)
+    stems = corpus.render_stems(voices, None, start, seconds, 1.0, STUDIOS[studio])
     levelled, mix = corpus.mix_stems(stems, np.array([-23.0, -26.0, -23.0]))
     excerpt = corpus.Excerpt(voices, None, start, seconds, 1.0)
     chosen, sounds, relative = excerpt.labels(levelled, mix)
@@ -128,17 +149,67 @@ def test_rendered_parts_are_labelled_where_they_sound_and_not_where_they_are_sil
     for part, clip in zip(*np.nonzero(chosen), strict=True):  # audible, measured apart
         piece = slice(clip * 16_000, (clip + 1) * 16_000)
         assert _db(levelled[part, piece]) > _db(mix[piece]) - 30
-    assert integrated_loudness(mix) == pytest.approx(corpus.MIX_LUFS, abs=0.1)
+    heard = corpus.finish_mix(mix, STUDIOS[studio])  # through the bus and the codec
+    assert (heard is mix) == (studio == "dry")
+    assert integrated_loudness(heard) == pytest.approx(corpus.MIX_LUFS, abs=0.1)
+    assert np.abs(heard).max() <= corpus.MAX_PEAK
+    for clip in range(seconds):  # the bus and codec move every part alike: clip by clip,
+        piece = slice(clip * 16_000, (clip + 1) * 16_000)  # the mix stays near its level
+        assert abs(integrated_loudness(heard[piece]) - integrated_loudness(mix[piece])) < 3
+
+
+def _labels(voices: list[Voice], start: float, seconds: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labelled, seconds sounding) of the voices rendered alone (spq 1)."""
+    stems = corpus.render_stems(voices, None, start, seconds, 1.0)
+    levelled, mix = corpus.mix_stems(stems, np.full(len(voices), -23.0))
+    labelled, sounds, _ = corpus.Excerpt(voices, None, start, seconds, 1.0).labels(levelled, mix)
+    return labelled, sounds
+
+
+@needs_soundfont
+def test_with_timing_a_part_sounds_and_is_labelled_when_performed_not_when_written() -> None:
+    # performed 0.7 s late (real timing moves notes by at most 75 ms: large here to show)
+    flute = make_voice("flu", 73, [ScoreNote(3.0, 0.6, 72, 90)])
+    flute.playing = Performance(
+        lag=0.7, spread=0.0, articulation=1.0, shifts=(0.7,), lengths=(1.0,)
+    )
+    organ = make_voice("org", 19, [ScoreNote(3.0, 3.0, 60, 90)])
+    labelled, sounds = _labels([flute, organ], 3.0, 3)
+    assert sounds[0] == pytest.approx([0.3, 0.3, 0.0])  # the score says [0.6, 0, 0]
+    assert labelled[0].tolist() == [True, True, False]  # heard where it is played
+
+
+@needs_soundfont
+def test_with_the_pedal_a_piano_note_sounds_until_the_pedal_is_lifted() -> None:
+    notes = [ScoreNote(3.0, 0.2, 60, 100), ScoreNote(5.5, 0.3, 64, 100)]  # a short note
+    pedalled = make_voice("pia", 0, notes)
+    pedalled.playing = Performance(pedal=(0.8, 0.05))  # down 50 ms after the first note, up
+    labelled, sounds = _labels([pedalled], 3.0, 4)  # at the next change: the second note
+    assert sounds[0] == pytest.approx([1.0, 1.0, 0.8, 0.0])  # held 0-2.5 s, then 2.5-2.8 s
+    assert labelled[0].tolist() == [True, True, True, False]
+    dry, dry_sounds = _labels([make_voice("pia", 0, notes)], 3.0, 4)
+    assert dry_sounds[0] == pytest.approx([0.2, 0.0, 0.3, 0.0])  # without: as written
+    assert dry[0].tolist() == [True, False, True, False]
 
 
 # ---- a whole corpus -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=SETTINGS)
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small corpus (folder named for its SETTINGS); the produced one through the CLI."""
     if not Path(TIM).exists():
         pytest.skip("timgm6mb-soundfont")
-    return corpus.render_corpus(tmp_path_factory.mktemp("corpus") / "out", **SMALL)
+    out = tmp_path_factory.mktemp("corpus") / request.param
+    if request.param == "plain":
+        return corpus.render_corpus(out, **SMALL)
+    parser = argparse.ArgumentParser()
+    render.add_arguments(parser, "synth")
+    args = ["corpus", str(out), "--renditions", "4", "--seconds", "3", "--composers", "bach"]
+    args += ["--soundfonts", TIM, "--drums", "1", "--valid-share", "0.25", "--seed", "3"]
+    args += ["--performance", "all", "--production", "all", "--no-progress"]
+    assert render.run(parser.parse_args(args)) == 0
+    return out
 
 
 def _records(root: Path) -> list[dict[str, Any]]:
@@ -166,6 +237,37 @@ def test_every_clip_labels_exactly_its_sounding_audible_parts(rendered: Path) ->
             assert clip["labels"] == [c for c in CORPUS_CLASSES if c in clip["labels"]]
 
 
+@pytest.mark.parametrize("rendered", ["produced"], indirect=True)
+def test_a_produced_corpus_records_how_each_part_was_played_and_produced(
+    rendered: Path,
+) -> None:
+    options = json.loads((rendered / "render-corpus.json").read_text())["options"]
+    assert options["performance"] == list(PERFORMANCE_OPTIONS)
+    assert options["production"] == list(PRODUCTION_OPTIONS)
+    for record in _records(rendered):
+        assert set(record["production"]) == {"room", "parts", "mix", "codec"}
+        *parts, kit = record["parts"]
+        assert kit["label"] == "drums" and kit["groove"] in GROOVES
+        assert all("timing" not in p and "lag" in p["performance"] for p in parts)
+        comping = [p for p in parts if "comping" in p]
+        bass_lines = [p for p in parts if "bass_line" in p]
+        assert [p["label"] for p in comping] == ["pad"]  # labelled by its role
+        assert [p["label"] for p in bass_lines] == ["bass"] or any(
+            p["label"] == "bass" for p in parts if "bass_line" not in p
+        )  # a bass line only where no score part is bass
+        pedalled = [p for p in parts if "pedal" in p.get("performance", {})]
+        assert all(p["label"] == "pia" for p in pedalled)
+
+
+@pytest.mark.parametrize("rendered", ["plain"], indirect=True)
+def test_a_plain_corpus_records_no_performance_or_production(rendered: Path) -> None:
+    options = json.loads((rendered / "render-corpus.json").read_text())["options"]
+    assert "performance" not in options and "production" not in options  # as before
+    for record in _records(rendered):
+        assert "production" not in record
+        assert not any("performance" in p or "groove" in p for p in record["parts"])
+
+
 def test_scores_are_kept_apart_by_split_and_the_table_lists_every_clip(rendered: Path) -> None:
     records = _records(rendered)
     works = {
@@ -191,7 +293,7 @@ def test_the_same_seed_gives_the_same_files_and_a_rerun_resumes(
     for suffix in (".wav", ".json"):  # an interrupted rendition
         (again / "audio" / f"00002{suffix}").unlink()
     (again / "audio" / "00003.json").unlink()  # its audio written, its record not yet
-    corpus.render_corpus(again, **SMALL)
+    corpus.render_corpus(again, **SETTINGS[rendered.name])
     for path in sorted((rendered / "audio").iterdir()):
         assert (again / "audio" / path.name).read_bytes() == path.read_bytes(), path.name
     assert (again / "clips.csv").read_text() == (rendered / "clips.csv").read_text()

@@ -151,6 +151,8 @@ BAD_OPTIONS = {
     "negative spread": ({"level_spread_db": -3.0}, "level_spread_db must be >= 0"),
     "unknown source": ({"sources_used": ("tape",)}, "unknown or no sources tape"),
     "exclude from a non-render": ({"exclude_from": "."}, "not a songs.json"),
+    "unknown performance": ({"performance_options": ("swing",)}, "unknown performance option"),
+    "unknown production": ({"production_options": ("tape",)}, "unknown production option"),
 }
 
 

@@ -178,3 +178,14 @@ def test_a_produced_render_is_seeded_recorded_and_keeps_its_leads_audible(tmp_pa
             assert all(
                 levels[i] is not None and levels[i] >= loudest - LEAD_MARGIN_DB for i in leads
             )
+
+
+@pytest.mark.parametrize("level", [0.0, 1e-9])
+def test_a_resting_part_or_mix_stays_finite(level: float) -> None:
+    """A part that rests through an excerpt (or a near-silent mix) must not turn into NaN:
+    a compressor set relative to a -200 dB peak answers NaN, which would spoil the mix."""
+    rng = np.random.default_rng(0)
+    stem = (level * rng.standard_normal((RATE // 2, 2))).astype(np.float32)
+    chosen = production.draw(("parts", "mix"), rng, parts=1, excerpts=1)
+    assert np.isfinite(production.process_part(stem, RATE, chosen, 0)).all()
+    assert np.isfinite(production.process_mix(stem, RATE, chosen, 0)).all()

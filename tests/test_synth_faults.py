@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from instrec.cli import main
@@ -165,3 +166,13 @@ def test_families_file_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "families.json"
     path.write_text(json.dumps(sources.families_record(catalogue, split)))
     assert sources.read_holdout(path) == split
+
+
+def test_non_finite_audio_is_refused_not_written(tmp_path: Path) -> None:
+    from instrec.synth.outputs import write_wav
+
+    audio = np.zeros((100, 2), dtype=np.float32)
+    audio[50, 1] = np.nan
+    with pytest.raises(InstrecError, match="not finite"):
+        write_wav(tmp_path / "x.wav", audio, 16_000)
+    assert list(tmp_path.iterdir()) == []

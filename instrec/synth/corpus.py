@@ -27,6 +27,17 @@ Parts of IRMAS classes, bass and pads draw their instruments as the ensembles do
 groups play General MIDI presets of the render's soundfonts, folded into the register of
 a neighbouring role (RANGE_ROLES). Renditions draw from their own seeded streams: the
 same seed gives the same files, also across worker counts, and a rerun resumes.
+
+`performance_options` and `production_options` (off by default: the corpus is then as
+before) play and produce renditions as the ensembles' songs (instrec.synth.performance,
+.accompaniment, .production), and labels still follow what is heard. With timing or pedal
+on, a part sounds when performed: its performed onsets and durations, a note held by the
+pedal until its lift. Comping adds a pad part and, where no part is bass, a bass line
+(ensembles.accompany), labelled pad and bass; grooves change what the kit plays. Each
+part goes through its channel strip and the shared room before it is measured, so a part
+is labelled where it is heard in the room (a reverb tail alone, with no note sounding,
+labels nothing); the mix bus and the MP3 round trip act on the mix after the labels are
+measured, on every part at once.
 """
 
 from __future__ import annotations
@@ -52,7 +63,8 @@ from instrec.labels import (
     CORPUS_DRUMS,
     CORPUS_GM_PROGRAMS,
 )
-from instrec.synth import sources, timbre
+from instrec.synth import performance, production, sources, timbre
+from instrec.synth.accompaniment import Drums, Hit, drum_part
 from instrec.synth.ensembles import (
     EXCERPT_TRIES,
     GRID,
@@ -65,6 +77,7 @@ from instrec.synth.ensembles import (
     VELOCITY_JITTER,
     SongTask,
     Voice,
+    accompany,
     drum_events,
     drum_kits,
     folded,
@@ -107,6 +120,9 @@ RANGE_ROLES: dict[str, str] = {
     "synth_lead": "vio",
 }
 _STREAM = 23  # the corpus's seeds are [seed, _STREAM, ...]: apart from the ensembles'
+# Streams of a rendition besides its own ([seed, _STREAM, number, k]): its drum groove and
+# its production; a wider group's part draws its performance from [.., part, _PLAYING_STREAM].
+_GROOVE_STREAM, _PRODUCTION_STREAM, _PLAYING_STREAM = 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -118,6 +134,8 @@ class CorpusOptions:
     level_spread_db: float
     timbre: tuple[str, ...]
     seed: int
+    performance: tuple[str, ...] = ()  # instrec.synth.performance
+    production: tuple[str, ...] = ()  # instrec.synth.production
 
 
 @dataclass(frozen=True)
@@ -147,6 +165,11 @@ class Rendition:
     parts: list[dict[str, Any]] = field(default_factory=list)
     clips: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    production: dict[str, Any] | None = None  # recorded only when an ingredient is on
+
+    def record(self) -> dict[str, Any]:
+        """What its .json holds (no production key when production is off)."""
+        return {k: v for k, v in vars(self).items() if k != "production" or v is not None}
 
 
 def file_name(number: int) -> str:
@@ -168,7 +191,8 @@ def _group_presets(soundfonts: tuple[str, ...]) -> dict[str, tuple[Preset, ...]]
 
 def _group_voice(label: str, notes: Sequence[ScoreNote], task: SongTask, part: int) -> Voice:
     """A part of a wider group: a preset of its programs, folded into RANGE_ROLES's
-    register, with its own timbre and velocity jitter (one stream per part)."""
+    register, with its own timbre and velocity jitter (one stream per part) and its
+    performance (a stream of its own: the other draws stay as without it)."""
     presets = _group_presets(task.pool.soundfonts)[label]
     if not presets:
         fonts = ", ".join(Path(f).name for f in task.pool.soundfonts) or "none"
@@ -188,6 +212,12 @@ def _group_voice(label: str, notes: Sequence[ScoreNote], task: SongTask, part: i
         variation=timbre.draw(task.timbre, stream),
         jitter=tuple(int(v) for v in jitter),
         played=folded(role, preset, notes, transpose),
+        playing=performance.draw(
+            task.performance,
+            np.random.default_rng([task.seed, task.number, part, _PLAYING_STREAM]),
+            label,
+            notes,
+        ),
     )
 
 
@@ -228,9 +258,25 @@ def _note_intervals(voice: Voice, start: float, spq: float) -> list[tuple[float,
     ]
 
 
-def _drum_intervals(start: float, seconds: int, spq: float) -> list[tuple[float, float]]:
-    """When the drum kit's hits sound (note on to note off), in seconds from `start`."""
-    events = drum_events(start, start + seconds, spq)  # each hit: an "on", then its "off"
+def _played_intervals(
+    voice: Voice, start: float, seconds: int, spq: float
+) -> list[tuple[float, float]]:
+    """When the voice's notes sound as performed, in seconds from `start`: the notes
+    render_stems sends (performed onsets and durations, from the pre-roll on), each held
+    by the pedal until its lift (performance.held: what CC64 does to a soundfont part)."""
+    begin = max(start - PRE_ROLL, 0.0)
+    notes = part_notes(voice, begin, start + seconds, spq)
+    held = performance.held(voice.playing, notes)
+    lead_in = start - begin
+    return [(n.onset - lead_in, n.onset + h - lead_in) for n, h in zip(notes, held, strict=True)]
+
+
+def _drum_intervals(
+    start: float, seconds: int, spq: float, hits: Sequence[Hit] | None
+) -> list[tuple[float, float]]:
+    """When the drum kit's hits sound (note on to note off), in seconds from `start`
+    (`hits`: a groove, None: the plain backbeat)."""
+    events = drum_events(start, start + seconds, spq, hits)  # each hit: an "on", its "off"
     return [
         (on.sample / IRMAS_RATE, off.sample / IRMAS_RATE)
         for on, off in zip(events[::2], events[1::2], strict=True)
@@ -263,22 +309,35 @@ def _mono(stereo: np.ndarray, samples: int) -> np.ndarray:
 
 
 def render_stems(
-    voices: Sequence[Voice], drums: Preset | None, start: float, seconds: int, spq: float
+    voices: Sequence[Voice],
+    drums: Drums | None,
+    start: float,
+    seconds: int,
+    spq: float,
+    studio: production.Production = production.OFF,
 ) -> np.ndarray:
-    """(parts [+ drums], samples) each part alone, 16 kHz mono, as the synthesisers made it."""
+    """(parts [+ drums], samples) each part alone, 16 kHz mono, as the synthesisers made it
+    and through its channel strip and room (`studio`'s parts; drums last)."""
     begin = max(start - PRE_ROLL, 0.0)
     n_total = round((start + seconds - begin) * IRMAS_RATE)
     skip = round((start - begin) * IRMAS_RATE)
     samples = seconds * SAMPLE_RATE
-    stems = [
-        _mono(render_part(v, part_notes(v, begin, start + seconds, spq), n_total)[skip:], samples)
-        for v in voices
-    ]
+    stereo = [render_part(v, part_notes(v, begin, start + seconds, spq), n_total) for v in voices]
     if drums is not None:
-        events = drum_events(begin, start + seconds, spq)
-        stereo = render_drums(drums, events, n_total)[skip:]
-        stems.append(_mono(stereo, samples))
-    return np.stack(stems)
+        hits = None if drums.part is None else drums.part.hits
+        stereo.append(
+            render_drums(drums.kit, drum_events(begin, start + seconds, spq, hits), n_total)
+        )
+    # produced with the pre-roll (a compressor's state, the room's tails), then cut
+    return np.stack(
+        [_mono(_produced(stem, studio, part)[skip:], samples) for part, stem in enumerate(stereo)]
+    )
+
+
+def _produced(stem: np.ndarray, studio: production.Production, part: int) -> np.ndarray:
+    """The part through its channel strip and room; a silent part stays silent (the
+    compressor, its threshold set under a silent part's peak, would turn it into NaN)."""
+    return production.process_part(stem, IRMAS_RATE, studio, part) if stem.any() else stem
 
 
 def mix_stems(stems: np.ndarray, targets_lufs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -290,10 +349,29 @@ def mix_stems(stems: np.ndarray, targets_lufs: np.ndarray) -> tuple[np.ndarray, 
     )
     levelled = stems * gains[:, None]
     mix = levelled.sum(axis=0)
+    scale = _mix_gain(mix)
+    return levelled * scale, mix * scale
+
+
+def _mix_gain(mix: np.ndarray) -> float:
+    """The gain that brings a mix to MIX_LUFS with its peaks under MAX_PEAK."""
     scale = level_gain(integrated_loudness(mix), MIX_LUFS)
     peak = float(np.abs(mix).max()) * scale
-    scale *= min(1.0, MAX_PEAK / peak) if peak > 0 else 1.0
-    return levelled * scale, mix * scale
+    return scale * (min(1.0, MAX_PEAK / peak) if peak > 0 else 1.0)
+
+
+def finish_mix(mix: np.ndarray, studio: production.Production) -> np.ndarray:
+    """(samples,) the 16 kHz mix through the bus and the codec (production 'mix', 'codec')
+    at IRMAS_RATE, as the ensembles' mixes are, brought back to MIX_LUFS under MAX_PEAK;
+    the mix itself when both are off. Labels are measured before: bus and codec act on the
+    whole mix at once, so no part moves against the others beyond the tilt EQ (+-3 dB)."""
+    if studio.mix is None and studio.codec is None:
+        return mix
+    wide = resample(mix.astype(np.float32), SAMPLE_RATE, IRMAS_RATE)
+    heard = _mono(
+        production.process_mix(np.stack([wide, wide], axis=1), IRMAS_RATE, studio, 0), mix.size
+    )
+    return heard * _mix_gain(heard)
 
 
 @dataclass(frozen=True)
@@ -301,17 +379,25 @@ class Excerpt:
     """Where a rendition is cut from its score, and who plays."""
 
     voices: Sequence[Voice]
-    drums: Preset | None
+    drums: Drums | None
     start: float  # s into the score
     seconds: int
     spq: float  # s per quarter note
 
     def sounding(self) -> np.ndarray:
-        """(parts [+ drums], clips) seconds each part's score sounds in each clip."""
-        parts = [_note_intervals(v, self.start, self.spq) for v in self.voices]
+        """(parts [+ drums], clips) seconds each part sounds in each clip: as performed
+        where its timing or pedal is on (the score's times would be off by up to the
+        timing's shift, 75 ms, and miss what the pedal holds), else by its score."""
+        parts = [self._intervals(v) for v in self.voices]
         if self.drums is not None:
-            parts.append(_drum_intervals(self.start, self.seconds, self.spq))
+            hits = None if self.drums.part is None else self.drums.part.hits
+            parts.append(_drum_intervals(self.start, self.seconds, self.spq, hits))
         return np.stack([sounding(intervals, self.seconds) for intervals in parts])
+
+    def _intervals(self, voice: Voice) -> list[tuple[float, float]]:
+        if voice.playing.shifts or voice.playing.pedal is not None:
+            return _played_intervals(voice, self.start, self.seconds, self.spq)
+        return _note_intervals(voice, self.start, self.spq)
 
     def labels(
         self, levelled: np.ndarray, mix: np.ndarray
@@ -357,18 +443,28 @@ def render_rendition(
         record.error = str(error)
         return None
     spq = seconds_per_quarter(score, rng)
-    kits = drum_kits(task.pool.soundfonts)
-    drums = kits[int(rng.integers(len(kits)))] if kits and rng.random() < options.drums else None
+    drums = _drums(score, task, options, rng)
+    added = accompany(score, task, voices, spq) if "comping" in options.performance else []
+    record.parts = [_part_record(v) for v in voices]
+    record.parts += [{**_part_record(v), **how} for v, how in added]
+    voices += [v for v, _ in added]
     names = [v.role for v in voices] + ([CORPUS_DRUMS] if drums is not None else [])
     targets = LEAD_LUFS - rng.uniform(0, options.level_spread_db, len(names))
-    record.parts = [_part_record(v) for v in voices]
     if drums is not None:
-        record.parts.append({"label": CORPUS_DRUMS, "instrument": drums.label})
+        groove = {} if drums.part is None else drums.part.record()
+        record.parts.append({"label": CORPUS_DRUMS, "instrument": drums.kit.label, **groove})
+    studio = production.draw(
+        options.production,
+        np.random.default_rng([options.seed, _STREAM, task.number, _PRODUCTION_STREAM]),
+        parts=len(voices) + 1,  # drums last, drawn with or without a kit
+        excerpts=1,
+    )
     length = score.quarters * spq
     seconds = min(options.seconds, int(length))
     notes = [_note_intervals(v, 0.0, spq) for v in voices]
     for start in _starts(notes, length, seconds, rng) if seconds >= 1 else []:
-        levelled, mix = mix_stems(render_stems(voices, drums, start, seconds, spq), targets)
+        stems = render_stems(voices, drums, start, seconds, spq, studio)
+        levelled, mix = mix_stems(stems, targets)
         excerpt = Excerpt(voices, drums, start, seconds, spq)
         chosen, sounds, relative_db = excerpt.labels(levelled, mix)
         if chosen.any(axis=0).all():
@@ -377,15 +473,32 @@ def render_rendition(
                 _clip_record(names, chosen[:, k], sounds[:, k], relative_db[:, k])
                 for k in range(seconds)
             ]
-            return mix.astype(np.float32)
+            record.production = studio.record(0) if options.production else None
+            return finish_mix(mix, studio).astype(np.float32)
     record.error = (
         f"{task.work}: no excerpt of {options.seconds} s with an audible part in every clip"
     )
     return None
 
 
+def _drums(
+    score: Score, task: SongTask, options: CorpusOptions, rng: np.random.Generator
+) -> Drums | None:
+    """The rendition's kit (a share `options.drums` of renditions have one) and what it
+    plays: with 'grooves' a groove drawn from a stream of its own, else the backbeat."""
+    kits = drum_kits(task.pool.soundfonts)
+    if not (kits and rng.random() < options.drums):
+        return None
+    kit = kits[int(rng.integers(len(kits)))]
+    if "grooves" not in options.performance:
+        return Drums(kit)
+    grooves = np.random.default_rng([options.seed, _STREAM, task.number, _GROOVE_STREAM])
+    return Drums(kit, drum_part(score.quarters, grooves))
+
+
 def _part_record(voice: Voice) -> dict[str, Any]:
     instrument = voice.instrument
+    playing = voice.playing.record()  # empty when no performance option is on
     return {
         "label": voice.role,
         "instrument": instrument.label,
@@ -394,6 +507,7 @@ def _part_record(voice: Voice) -> dict[str, Any]:
         "transpose": voice.transpose,
         "timbre": voice.variation.record(),
         "played_share": round(len(voice.played) / max(len(voice.notes), 1), 3),
+        **({"performance": playing} if playing else {}),
     }
 
 
@@ -430,7 +544,7 @@ def render_score(task: ScoreTask) -> list[Rendition]:
         audio = render_rendition(score, _song_task(task, number), task.options, record)
         if audio is not None:
             write_wav(done.with_suffix(".wav"), audio, SAMPLE_RATE)
-            write_json(done, vars(record))
+            write_json(done, record.record())
     return results
 
 
@@ -452,6 +566,8 @@ def _song_task(task: ScoreTask, number: int) -> SongTask:
         0.0,
         seed,
         task.options.timbre,
+        task.options.performance,
+        task.options.production,
     )
 
 
@@ -508,6 +624,8 @@ def render_corpus(
     model_names: Sequence[str] | None = None,
     model_voices: int = sources.DEFAULT_MODEL_VOICES,
     timbre_options: Sequence[str] = (),
+    performance_options: Sequence[str] = (),
+    production_options: Sequence[str] = (),
     drums: float = 0.3,
     level_spread_db: float = DEFAULT_LEVEL_SPREAD_DB,
     seed: int = 0,
@@ -519,13 +637,15 @@ def render_corpus(
     renditions: excerpts rendered, each `seconds` 1 s clips long, dealt over the scores of
     `composers` in a seeded order (minus the test scores of the ensembles render
     `exclude_from`); valid_share: share of those scores kept for validation; sources,
-    models, model voices, timbre, drums (share of renditions with a kit) as in
-    render_ensembles; level_spread_db: parts are mixed 0 to this many dB below the loudest
-    possible part.
+    models, model voices, timbre, performance, production, drums (share of renditions
+    with a kit) as in render_ensembles; level_spread_db: parts are mixed 0 to this many
+    dB below the loudest possible part.
     """
     _check(renditions, seconds, valid_share, drums, level_spread_db, workers, model_voices)
     kinds = sources.parse_sources(sources_used)
     variation = timbre.parse_options(timbre_options)
+    playing = performance.parse_options(performance_options)
+    studio = production.parse_options(production_options)
     fonts = sources.source_soundfonts(kinds, soundfonts)
     chosen_models = sources.source_models(kinds, model_names)
     catalogue = sources.installed_catalogue(fonts)
@@ -549,8 +669,11 @@ def render_corpus(
         "drums": drums,
         "level_spread_db": level_spread_db,
         "seed": seed,
+        # recorded when on: a corpus rendered without them keeps its manifest (and resumes)
+        **({"performance": list(playing)} if playing else {}),
+        **({"production": list(studio)} if studio else {}),
     }
-    options = CorpusOptions(seconds, drums, level_spread_db, variation, seed)
+    options = CorpusOptions(seconds, drums, level_spread_db, variation, seed, playing, studio)
     tasks = [
         ScoreTask(work, group, split, numbers, out / AUDIO_FOLDER, pool, options)
         for work, group, split, numbers in plan_scores(works, renditions, valid_share, seed)

@@ -26,7 +26,10 @@ Result = TypeVar("Result")
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write 16-bit PCM wav atomically; `audio` is (samples,) or (samples, channels) float."""
+    """Write 16-bit PCM wav atomically; `audio` is (samples,) or (samples, channels) float.
+    Audio with NaN or infinity is a renderer fault: refused, never written as noise."""
+    if not np.isfinite(audio).all():
+        raise InstrecError(f"{path}: the rendered audio is not finite (a renderer fault)")
     with atomic_path(path) as temp:
         soundfile.write(
             temp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV"

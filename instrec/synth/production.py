@@ -138,8 +138,8 @@ def draw(options: Sequence[str], rng: np.random.Generator, parts: int, excerpts:
 def process_part(stem: np.ndarray, rate: int, production: Production, part: int) -> np.ndarray:
     """(samples, 2) float32: the part through its channel strip, plus its share of the
     room; the stem itself when `parts` is off."""
-    if production.parts is None or production.room is None:
-        return stem
+    if production.parts is None or production.room is None or _peak_db(stem) < SILENT_DB:
+        return stem  # a resting part: a compressor set under -200 dB answers NaN
     import pedalboard
 
     chain = production.parts[part]
@@ -178,6 +178,8 @@ def process_mix(mix: np.ndarray, rate: int, production: Production, excerpt: int
 def _bus(mix: np.ndarray, rate: int, bus: Bus) -> np.ndarray:
     """The mix tilted, compressed, widened, then peak-normalised to 0 dBFS and limited so
     its peaks lie `bus.limit` dB under full scale."""
+    if _peak_db(mix) < SILENT_DB:
+        return mix
     import pedalboard
 
     threshold, ratio = bus.compressor
@@ -212,6 +214,9 @@ def codec_round_trip(stereo: np.ndarray, rate: int, quality: float) -> np.ndarra
         return stereo.astype(np.float32)
     encoder: pedalboard.Plugin = pedalboard.MP3Compressor(vbr_quality=quality)
     return played_through([encoder], stereo * (CODEC_PEAK / peak), rate) * (peak / CODEC_PEAK)
+
+
+SILENT_DB = -120.0  # audio peaking under this is left as it is (nothing to produce)
 
 
 def _peak_db(stereo: np.ndarray) -> float:

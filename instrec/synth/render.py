@@ -152,13 +152,13 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         "--performance",
         default="none",
         help="how parts are played, comma-separated "
-        f"({', '.join(PERFORMANCE_OPTIONS)}), all or none (ensembles)",
+        f"({', '.join(PERFORMANCE_OPTIONS)}), all or none (ensembles and corpus)",
     )
     ensembles.add_argument(
         "--production",
         default="none",
         help="what is done to parts and the mix, comma-separated "
-        f"({', '.join(PRODUCTION_OPTIONS)}), all or none (ensembles)",
+        f"({', '.join(PRODUCTION_OPTIONS)}), all or none (ensembles and corpus)",
     )
     ensembles.add_argument(
         "--holdout-share",
@@ -238,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
             exclude_from=args.exclude_from,
             valid_share=args.valid_share,
             timbre_options=args.timbre.split(","),
+            performance_options=args.performance.split(","),
+            production_options=args.production.split(","),
             drums=args.drums,
             **common,
         )
