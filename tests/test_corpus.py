@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_benchmark import tim_holdout
 
 from instrec.audio import integrated_loudness
 from instrec.data import prepare
@@ -34,7 +35,14 @@ from instrec.synth.ensembles import Voice
 from instrec.synth.performance import PERFORMANCE_OPTIONS, Performance
 from instrec.synth.production import PRODUCTION_OPTIONS
 from instrec.synth.scores import ScoreNote
-from instrec.synth.soundfonts import Preset, read_presets
+from instrec.synth.soundfonts import Preset, read_presets, resolve_soundfonts
+from instrec.synth.sources import (
+    Catalogue,
+    Pool,
+    installed_catalogue,
+    preset_families,
+    replays_held_out,
+)
 
 TIM = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 needs_soundfont = pytest.mark.skipif(not Path(TIM).exists(), reason="timgm6mb-soundfont")
@@ -72,8 +80,19 @@ def test_the_label_set_widens_irmas_with_accompaniment_and_gm_groups() -> None:
 
 @needs_soundfont
 def test_every_wider_group_has_presets_in_a_gm_soundfont() -> None:
-    groups = corpus._group_presets((TIM,))
+    pool = Pool((TIM,), (), 1, Catalogue((TIM,), ()), frozenset())
+    groups = corpus._group_presets(pool)
     assert all(groups[label] for label in CORPUS_GM_PROGRAMS)
+
+
+@needs_soundfont
+def test_a_wider_group_plays_no_preset_replaying_a_held_out_family() -> None:
+    catalogue = installed_catalogue(resolve_soundfonts([TIM]))
+    plain = Pool(catalogue.soundfonts[:1], (), 1, catalogue, frozenset())
+    held = dataclasses.replace(plain, held_out=frozenset({"sf:TimGM6mb.sf2:000:042 Cello"}))
+    strings = {p.program for p in corpus._group_presets(plain)["strings"]}
+    assert 43 in strings  # TimGM6mb's contrabass, built on its cello's samples
+    assert {p.program for p in corpus._group_presets(held)["strings"]} == strings - {43}
 
 
 # ---- labels follow activity and audibility ------------------------------------------------
@@ -297,6 +316,38 @@ def test_the_same_seed_gives_the_same_files_and_a_rerun_resumes(
     for path in sorted((rendered / "audio").iterdir()):
         assert (again / "audio" / path.name).read_bytes() == path.read_bytes(), path.name
     assert (again / "clips.csv").read_text() == (rendered / "clips.csv").read_text()
+
+
+def _played(root: Path) -> list[tuple[str | None, Preset]]:
+    """(family, preset) of every part the corpus's renditions play (a kit: no family)."""
+    presets = {p.label: p for p in read_presets(TIM)}
+    return [(p.get("family"), presets[p["instrument"]]) for r in _records(root) for p in r["parts"]]
+
+
+@pytest.mark.parametrize("rendered", ["plain"], indirect=True)
+def test_a_corpus_held_out_from_a_benchmark_plays_none_of_its_families(
+    rendered: Path, tmp_path: Path
+) -> None:
+    families, held = tim_holdout(tmp_path)
+    assert any(family in held for family, _ in _played(rendered))  # without it: some
+    out = tmp_path / "held"
+    parser = argparse.ArgumentParser()
+    render.add_arguments(parser, "synth")
+    args = ["corpus", str(out), "--renditions", "4", "--seconds", "3", "--composers", "bach"]
+    args += ["--soundfonts", TIM, "--drums", "1", "--valid-share", "0.25", "--seed", "3"]
+    args += ["--holdout-from", str(families), "--no-progress"]
+    assert render.run(parser.parse_args(args)) == 0
+    catalogue = installed_catalogue(resolve_soundfonts([TIM]))
+    family_of = preset_families(catalogue.soundfonts)
+    played = _played(out)
+    assert len(_records(out)) == 4 and played
+    for family, preset in played:
+        assert family not in held and family_of.get(preset) not in held, preset.label
+        assert not replays_held_out(preset, catalogue, held), preset.label
+    options = json.loads((out / "render-corpus.json").read_text())["options"]
+    assert options["holdout_from"] == str(families.resolve())
+    plain = json.loads((rendered / "render-corpus.json").read_text())["options"]
+    assert "holdout_from" not in plain  # a corpus rendered without it keeps its manifest
 
 
 def _prepare(root: Path, out: Path) -> ClipStore:

@@ -10,14 +10,16 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile
+from test_benchmark import tim_holdout
 
 from instrec.cli import main
 from instrec.errors import InstrecError
 from instrec.labels import IRMAS_CLASSES, IRMAS_GENRES, NSYNTH_FAMILIES
 from instrec.synth.ensembles import arrange, render_ensembles
-from instrec.synth.notes import render_note, render_notes
+from instrec.synth.notes import render_note, render_notes, select_instruments
 from instrec.synth.scores import Score, ScoreNote
-from instrec.synth.soundfonts import read_presets
+from instrec.synth.soundfonts import note_presets, read_presets, resolve_soundfonts
+from instrec.synth.sources import installed_catalogue, preset_families, replays_held_out
 
 TIM = "/usr/share/sounds/sf2/TimGM6mb.sf2"  # the smallest soundfont: fastest to load
 pytestmark = pytest.mark.skipif(not Path(TIM).exists(), reason="timgm6mb-soundfont")
@@ -119,6 +121,30 @@ def test_same_seed_gives_identical_notes_and_resume_fills_gaps(
     assert removed.read_bytes() == (notes_dir / files[0]).read_bytes()
     assert not list(again.rglob(".*.tmp"))  # no temporary file left behind
     assert _examples(again) == _examples(notes_dir)
+
+
+def test_notes_held_out_from_a_benchmark_play_none_of_its_families(
+    notes_dir: Path, tmp_path: Path
+) -> None:
+    families, held = tim_holdout(tmp_path)
+    options = {**NOTE_OPTIONS, "max_instruments": 8, "pitches": [60], "velocities": [100]}
+    catalogue = installed_catalogue(resolve_soundfonts([TIM]))
+    chosen = [note_presets([TIM])[i] for i in select_instruments(note_presets([TIM]), 8, 3)]
+    assert any(replays_held_out(p, catalogue, held) for p in chosen)  # without it: some
+    out = render_notes(tmp_path / "notes", holdout_from=families, **options)
+    presets = {(p.bank, p.program, p.name): p for p in read_presets(TIM)}
+    played = [
+        presets[entry["bank"], entry["program"], entry["preset_name"]]
+        for entry in json.loads((out / "instruments.json").read_text()).values()
+    ]
+    assert len(played) == 8
+    family = preset_families(catalogue.soundfonts)
+    assert not any(family.get(p) in held or replays_held_out(p, catalogue, held) for p in played)
+    manifest = json.loads((out / "render-notes.json").read_text())
+    assert manifest["options"]["holdout_from"] == str(families.resolve())
+    assert manifest["summary"]["instruments_held_out"] > 0
+    plain = json.loads((notes_dir / "render-notes.json").read_text())
+    assert "holdout_from" not in plain["options"]  # renders without it keep their manifest
 
 
 @pytest.mark.parametrize(

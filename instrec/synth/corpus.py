@@ -180,9 +180,15 @@ def file_name(number: int) -> str:
 
 
 @functools.cache
-def _group_presets(soundfonts: tuple[str, ...]) -> dict[str, tuple[Preset, ...]]:
-    """Bank-0 presets of each wider group's programs in these soundfonts."""
-    presets = [p for font in soundfonts for p in read_presets(font) if p.bank == 0]
+def _group_presets(pool: Pool) -> dict[str, tuple[Preset, ...]]:
+    """Bank-0 presets of each wider group's programs in the pool's soundfonts, less those
+    that replay a held-out family's samples (a contrabass built on a held-out cello)."""
+    presets = [
+        p
+        for font in pool.soundfonts
+        for p in read_presets(font)
+        if p.bank == 0 and not sources.replays_held_out(p, pool.catalogue, pool.held_out)
+    ]
     return {
         group: tuple(p for p in presets if p.program in programs)
         for group, programs in CORPUS_GM_PROGRAMS.items()
@@ -193,7 +199,7 @@ def _group_voice(label: str, notes: Sequence[ScoreNote], task: SongTask, part: i
     """A part of a wider group: a preset of its programs, folded into RANGE_ROLES's
     register, with its own timbre and velocity jitter (one stream per part) and its
     performance (a stream of its own: the other draws stay as without it)."""
-    presets = _group_presets(task.pool.soundfonts)[label]
+    presets = _group_presets(task.pool)[label]
     if not presets:
         fonts = ", ".join(Path(f).name for f in task.pool.soundfonts) or "none"
         raise InstrecError(f"no soundfont of this render ({fonts}) plays {label}")
@@ -626,6 +632,7 @@ def render_corpus(
     timbre_options: Sequence[str] = (),
     performance_options: Sequence[str] = (),
     production_options: Sequence[str] = (),
+    holdout_from: str | Path | None = None,
     drums: float = 0.3,
     level_spread_db: float = DEFAULT_LEVEL_SPREAD_DB,
     seed: int = 0,
@@ -638,8 +645,10 @@ def render_corpus(
     `composers` in a seeded order (minus the test scores of the ensembles render
     `exclude_from`); valid_share: share of those scores kept for validation; sources,
     models, model voices, timbre, performance, production, drums (share of renditions
-    with a kit) as in render_ensembles; level_spread_db: parts are mixed 0 to this many
-    dB below the loudest possible part.
+    with a kit) as in render_ensembles; holdout_from: an ensembles render's families.json,
+    whose held-out families no part plays (IRMAS classes, bass and pads as the ensembles'
+    training songs; wider groups lose the presets replaying their samples);
+    level_spread_db: parts are mixed 0 to this many dB below the loudest possible part.
     """
     _check(renditions, seconds, valid_share, drums, level_spread_db, workers, model_voices)
     kinds = sources.parse_sources(sources_used)
@@ -649,7 +658,8 @@ def render_corpus(
     fonts = sources.source_soundfonts(kinds, soundfonts)
     chosen_models = sources.source_models(kinds, model_names)
     catalogue = sources.installed_catalogue(fonts)
-    pool = Pool(tuple(fonts), tuple(chosen_models), model_voices, catalogue, frozenset(), TRAIN)
+    held_out = sources.held_out_families(holdout_from)
+    pool = Pool(tuple(fonts), tuple(chosen_models), model_voices, catalogue, held_out, TRAIN)
     skip = excluded_works(Path(exclude_from)) if exclude_from is not None else set()
     works = [w for w in multipart_works(composers) if w not in skip]
     out = Path(out_dir)
@@ -672,6 +682,7 @@ def render_corpus(
         # recorded when on: a corpus rendered without them keeps its manifest (and resumes)
         **({"performance": list(playing)} if playing else {}),
         **({"production": list(studio)} if studio else {}),
+        **({"holdout_from": str(Path(holdout_from).resolve())} if holdout_from is not None else {}),
     }
     options = CorpusOptions(seconds, drums, level_spread_db, variation, seed, playing, studio)
     tasks = [

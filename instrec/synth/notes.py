@@ -269,6 +269,7 @@ def render_notes(
     sources_used: Sequence[str] = sources.DEFAULT_SOURCES,
     model_names: Sequence[str] | None = None,
     model_voices: int = sources.DEFAULT_MODEL_VOICES,
+    holdout_from: str | Path | None = None,
     seed: int = 0,
     workers: int = 1,
     progress: bool = True,
@@ -283,6 +284,9 @@ def render_notes(
     each preset's playable range; a sequence = those keys where playable.
     velocities: MIDI velocities per pitch (NSynth uses 25, 50, 75, 100, 127).
     split_fractions: shares of instruments for train, valid, test (recording-disjoint).
+    holdout_from: an ensembles render's families.json; no instrument that plays one of its
+    held-out families (sources.replays_held_out) is rendered, so pre-training on these notes
+    never hears what its cross-source test set plays.
     """
     velocities = tuple(int(v) for v in velocities)
     split_fractions = tuple(float(f) for f in split_fractions)
@@ -296,8 +300,16 @@ def render_notes(
         *note_presets(fonts),
         *models.voices(chosen_models, model_voices),
     ]
+    available = len(instruments)
+    if holdout_from is not None:
+        catalogue = sources.installed_catalogue(fonts)
+        held_out = sources.held_out_families(holdout_from)
+        instruments = [
+            i for i in instruments if not sources.replays_held_out(i, catalogue, held_out)
+        ]
     if not instruments:
-        raise InstrecError(f"{', '.join(fonts)}: no pitched presets to render")
+        held = "" if holdout_from is None else f" that plays no family {holdout_from} holds out"
+        raise InstrecError(f"{', '.join(fonts)}: no pitched instrument{held} to render")
     names = instrument_strs([(nsynth_family(i), nsynth_source(i)) for i in instruments])
     chosen = select_instruments(instruments, max_instruments, seed)
     splits = assign_splits([instruments[i] for i in chosen], split_fractions, seed)
@@ -312,6 +324,8 @@ def render_notes(
         "velocities": list(velocities),
         "split_fractions": list(split_fractions),
         "seed": seed,
+        # recorded when given: renders without it keep their manifest (and resume)
+        **({"holdout_from": str(Path(holdout_from).resolve())} if holdout_from is not None else {}),
     }
     manifest = claim_folder(out, "render-notes.json", options)
     for split in SPLITS:
@@ -351,6 +365,11 @@ def render_notes(
         "skipped_silent": sum(r.silent for r in results.values()),
         "skipped_off_pitch": sum(r.off_pitch for r in results.values()),
         "instruments_available": len(instruments),
+        **(
+            {"instruments_held_out": available - len(instruments)}
+            if holdout_from is not None
+            else {}
+        ),
     }
     write_json(manifest, {"options": options, "summary": summary})
     return out

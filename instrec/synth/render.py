@@ -104,7 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         default=",".join(map(str, DEFAULT_SPLIT_FRACTIONS)),
         help="train,valid,test shares of instruments (recording-disjoint)",
     )
-    ensembles = parser.add_argument_group("ensembles (--composers, --drums, --timbre: also corpus)")
+    ensembles = parser.add_argument_group(
+        "ensembles (--composers, --drums, --timbre: also corpus; --holdout-from: all three)"
+    )
     ensembles.add_argument(
         "--train-songs",
         type=int,
@@ -173,7 +175,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     ensembles.add_argument(
         "--holdout-from",
         type=Path,
-        help="hold out the families held out by an earlier render (its families.json)",
+        help="hold out the families held out by an earlier render (its families.json); "
+        "notes and corpus then render no instrument of those families (also: no preset "
+        "replaying their samples)",
     )
     ensembles.add_argument(
         "--cross-source-songs",
@@ -224,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
         "sources_used": args.sources.split(","),
         "model_names": None if args.models == "all" else args.models.split(","),
         "model_voices": args.model_voices,
+        "holdout_from": args.holdout_from,
         "seed": args.seed,
         "workers": args.workers,
         "progress": not args.no_progress,
@@ -276,7 +281,6 @@ def run(args: argparse.Namespace) -> int:
             production_options=args.production.split(","),
             holdout_share=args.holdout_share,
             family_seed=args.family_seed,
-            holdout_from=args.holdout_from,
             cross_source_songs=args.cross_source_songs,
             **common,
         )

@@ -39,6 +39,7 @@ from instrec.synth.models import ModelVoice
 from instrec.synth.soundfonts import (
     EXTRA_SOUNDFONTS,
     Preset,
+    RecordingKey,
     read_presets,
     recording_families,
     resolve_soundfonts,
@@ -209,6 +210,34 @@ def read_holdout(path: Path) -> dict[str, str]:
     if bad:
         raise InstrecError(f"{path}: unknown split for {', '.join(bad)}")
     return split
+
+
+def held_out_families(path: str | Path | None) -> frozenset[str]:
+    """Families an earlier render's families.json holds out (none without one)."""
+    if path is None:
+        return frozenset()
+    return frozenset(f for f, s in read_holdout(Path(path)).items() if s == HELD_OUT)
+
+
+@functools.cache
+def _held_out_samples(
+    soundfonts: tuple[str, ...], held_out: frozenset[str]
+) -> frozenset[RecordingKey]:
+    families = preset_families(soundfonts)
+    return frozenset(s for p, f in families.items() if f in held_out for s in p.samples)
+
+
+def replays_held_out(
+    instrument: Instrument, catalogue: Catalogue, held_out: frozenset[str]
+) -> bool:
+    """Whether an instrument sounds like a held-out family: a voice of a held-out model
+    family, or a preset playing any sample a held-out family's presets play. A family
+    is presets linked by shared samples, so this holds for its members, and also for
+    presets outside the roles that replay its recording (a variation bank's "Cello 1", a
+    soundfont's contrabass built on its cello), which have no family of their own."""
+    if isinstance(instrument, ModelVoice):
+        return instrument.family in held_out
+    return not instrument.samples.isdisjoint(_held_out_samples(catalogue.soundfonts, held_out))
 
 
 def families_record(catalogue: Catalogue, split: dict[str, str]) -> dict[str, object]:
