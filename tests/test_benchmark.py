@@ -53,7 +53,7 @@ def test_the_benchmark_is_every_source_a_third_held_out_and_scored_on_irmas() ->
     options = benchmark.BENCHMARK_OPTIONS
     assert options["sources_used"] == ("all",) and options["holdout_share"] == 0.34
     assert (options["train_songs"], options["test_songs"]) == (0, 0)
-    assert (options["cross_source_songs"], options["test_excerpts"]) == (80, 1)
+    assert (benchmark.SONGS, options["test_excerpts"]) == (80, 1)
     assert "seed" not in options  # the caller's: the training music's seed
     assert benchmark.BENCHMARK_CLASSES.split(",") == list(IRMAS_CLASSES)
 
@@ -63,11 +63,9 @@ def small_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The benchmark's first four songs (5001-5004)."""
     if not Path(TIM).exists():
         pytest.skip("timgm6mb-soundfont")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(benchmark.BENCHMARK_OPTIONS, "cross_source_songs", 4)
-        return benchmark.render_cross_source(
-            tmp_path_factory.mktemp("bench") / "b", seed=0, progress=False
-        )
+    return benchmark.render_cross_source(
+        tmp_path_factory.mktemp("bench") / "b", seed=0, progress=False, songs=4
+    )
 
 
 def test_labels_split_songs_by_parity_and_copy_each_excerpts_codes(small_benchmark: Path) -> None:

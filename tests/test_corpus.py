@@ -403,10 +403,13 @@ def test_the_grid_renders_and_prepares_its_corpus_once_without_the_test_scores(
     if not Path(TIM).exists():
         pytest.skip("timgm6mb-soundfont")
     works = corpus.multipart_works(("bach",))
-    ensembles = tmp_path / "ensembles"
-    ensembles.mkdir()
-    songs = {f"{k:04d}": {"work": w, "split": "test"} for k, w in enumerate(works[:-3])}
-    (ensembles / "songs.json").write_text(json.dumps(songs))  # every score but three
+    ensembles = (tmp_path / "ensembles", tmp_path / "cross-source")
+    for folder, scores, split in zip(
+        ensembles, (works[:-5], works[-5:-3]), ("test", "cross-source"), strict=True
+    ):
+        folder.mkdir()
+        songs = {f"{k:04d}": {"work": w, "split": split} for k, w in enumerate(scores)}
+        (folder / "songs.json").write_text(json.dumps(songs))  # every score but three
     preset = dataclasses.replace(PRESETS["tiny"], corpus={**SMALL, "renditions": 3})
     path = rendered_corpus(tmp_path / "data", preset, 1, ensembles)
     store = ClipStore.open(path)

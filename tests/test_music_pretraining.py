@@ -230,7 +230,7 @@ class InitSteps(FakeSteps):
         return self._model(out, info)
 
     def evaluate(
-        self, model: Path, test: Path, out: Path, threshold_from: str, validation: Path
+        self, model: Path, test: Path, out: Path, threshold_from: str, validation: Path, split: str
     ) -> dict[str, Any]:
         info = json.loads(model.read_text())
         f1 = INIT_F1[info["init"]] + 0.1 * info["fraction"] + 0.01 * info["seed"]

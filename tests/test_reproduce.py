@@ -91,7 +91,7 @@ class FakeSteps:
         return self._model(out, info)
 
     def evaluate(
-        self, model: Path, test: Path, out: Path, threshold_from: str, validation: Path
+        self, model: Path, test: Path, out: Path, threshold_from: str, validation: Path, split: str
     ) -> dict[str, Any]:
         self.calls.append(("evaluate", threshold_from))
         info = json.loads(model.read_text())

@@ -1,15 +1,17 @@
 """The grid's cells: planned from the experiments, keyed by their settings, run and cached.
 
 One seed of a recipe is a fine-tuning *cell* (fine-tune, then evaluate on the test
-store), which starts from a pre-training cell unless it starts from random weights; a
-pre-training cell may itself start from another (notes, then music). Each cell lives in
-its own directory, named by its settings and keyed by a digest of its resolved config,
-its data and its initial weights:
+store, and on the cross-source store where there is one), which starts from a
+pre-training cell unless it starts from random weights; a pre-training cell may itself
+start from another (notes, then music). Each cell lives in its own directory, named by
+its settings and keyed by a digest of its resolved config, its data and its initial
+weights:
 
     OUT/cells/pretrain/<model>-<augmentations>-s<seed>-<key>/run/model.pt
     OUT/cells/pretrain/<model>-music|notes-half|notes+music-s<seed>-<key>/run/model.pt
     OUT/cells/finetune/<model>-<init>-f<fraction>-s<seed>-<key>/run/model.pt
     OUT/cells/finetune/<...>/eval-<threshold protocol>-<data key>/metrics.json
+    OUT/cells/finetune/<...>/eval-cross-source-model|valid-<data key>/metrics.json
 
 so a rerun skips every finished cell, resumes an interrupted one from its checkpoint, and
 a pre-trained checkpoint is shared by every fine-tuning that starts from it (Table II's
@@ -61,6 +63,8 @@ from instrec.experiments.presets import (
 from instrec.train.config import Config, config_to_dict, load_config
 from instrec.train.run_dir import CONFIG, MODEL
 
+METRICS = "metrics.json"  # instrec.evaluate.METRICS (not imported: it loads torch)
+
 
 @dataclass(frozen=True)
 class Stores:
@@ -71,6 +75,9 @@ class Stores:
     test: Path  # evaluation (IRMAS-test or rendered)
     corpus: Path | None = None  # pre-training on music (instrec synth corpus), or:
     make_corpus: Callable[[], Path] | None = field(default=None, compare=False, repr=False)
+    # rendered data only: test songs of instrument families no training data plays, with
+    # a valid split to pick a threshold on (instrec.synth.benchmark)
+    cross_source: Path | None = None
 
     def corpus_store(self) -> Path:
         """The corpus store (rendered and prepared now if it has to be)."""
@@ -351,7 +358,7 @@ def _real_finetune(config: Config, data: Path, init: str, out: Path, resume: boo
 
 
 def _real_evaluate(
-    model: Path, test: Path, out: Path, threshold_from: str, validation: Path
+    model: Path, test: Path, out: Path, threshold_from: str, validation: Path, split: str
 ) -> dict[str, Any]:
     """evaluate_model's metrics plus the model's trainable parameter count (Fig. 7)."""
     from instrec.evaluate import evaluate_model
@@ -359,7 +366,14 @@ def _real_evaluate(
     from instrec.model.zoo import count_parameters
 
     metrics = evaluate_model(
-        model, test, out, threshold_from, validation_store=validation, tsne_points=0, force=True
+        model,
+        test,
+        out,
+        threshold_from,
+        split,
+        validation_store=validation,
+        tsne_points=0,
+        force=True,
     )
     metrics["parameters"] = count_parameters(load_model_file(model).model)
     return metrics
@@ -371,7 +385,7 @@ class Steps:
 
     pretrain: Callable[[Config, Path, Path, bool], Path] = _real_pretrain
     finetune: Callable[[Config, Path, str, Path, bool], Path] = _real_finetune
-    evaluate: Callable[[Path, Path, Path, str, Path], dict[str, Any]] = _real_evaluate
+    evaluate: Callable[[Path, Path, Path, str, Path, str], dict[str, Any]] = _real_evaluate
     pretrain_from: Callable[[Config, Path, str, Path, bool], Path] = _real_pretrain_from
 
 
@@ -428,28 +442,79 @@ def _train(cell: Cell, out: Path, steps: Steps, step_text: str) -> Path:
     return steps.pretrain_from(config, Path(cell.data), init, run, resume)
 
 
+IN_SOURCE = "in_source"  # the test store's evaluation; the others are cross-source ones
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of a fine-tuned model: evaluate_model's store, split, threshold_from
+    and validation store, and the directory it goes to, keyed by that data."""
+
+    name: str  # eval-<name>-<data key>
+    store: Path
+    threshold_from: str
+    validation: Path
+    split: str = "auto"
+
+    def directory(self, cell: Cell, out: Path) -> Path:
+        data = _digest([store_digest(self.store), store_digest(self.validation)])[:8]
+        return cell.directory(out) / f"eval-{self.name}-{data}"
+
+
+def evaluations(stores: Stores, threshold_from: str) -> dict[str, Evaluation]:
+    """A fine-tuning cell's evaluations by results key: IN_SOURCE (the test store, the
+    threshold by `threshold_from`), and with a cross-source store its test split twice:
+    "model" (the model's threshold, picked on the fine-tuning validation split) and
+    "valid" (the threshold best on the cross-source valid split)."""
+    found = {IN_SOURCE: Evaluation(threshold_from, stores.test, threshold_from, stores.music)}
+    cross = stores.cross_source
+    if cross is not None:
+        found["model"] = Evaluation("cross-source-model", cross, "model", cross, "test")
+        found["valid"] = Evaluation("cross-source-valid", cross, "validation", cross, "test")
+    return found
+
+
 def evaluation_dir(cell: Cell, out: Path, stores: Stores, threshold_from: str) -> Path:
-    """Where a fine-tuning cell's evaluation goes: per protocol and evaluation data."""
-    data = _digest([store_digest(stores.test), store_digest(stores.music)])[:8]
-    return cell.directory(out) / f"eval-{threshold_from}-{data}"
+    """Where a fine-tuning cell's evaluation on the test store goes."""
+    return evaluations(stores, threshold_from)[IN_SOURCE].directory(cell, out)
+
+
+def _read_metrics(path: Path) -> dict[str, Any] | None:
+    """A finished evaluation's metrics.json; None where there is none yet."""
+    if not path.is_file():
+        return None
+    metrics: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return metrics
 
 
 def _run_cell(
     cell: Cell, stores: Stores, out: Path, threshold_from: str, steps: Steps, step_text: str
 ) -> tuple[bool, dict[str, Any] | None]:
     """Train (and evaluate) one cell unless finished; returns (was it finished already,
-    the evaluation's metrics for a fine-tuning cell)."""
+    for a fine-tuning cell the test store's metrics with the cross-source ones, if any,
+    under "cross_source" by evaluations' key)."""
     if cell.stage == "pretrain":
         finished = (cell.directory(out) / "run" / MODEL).is_file()
         _train(cell, out, steps, step_text)
         return finished, None
-    evaluation = evaluation_dir(cell, out, stores, threshold_from)
-    if (evaluation / "metrics.json").is_file():
+    planned = evaluations(stores, threshold_from)
+    found = {key: _read_metrics(e.directory(cell, out) / METRICS) for key, e in planned.items()}
+    finished = all(metrics is not None for metrics in found.values())
+    if finished:
         say(f"{step_text} {cell.stage} {cell.name}: cached")
-        return True, json.loads((evaluation / "metrics.json").read_text(encoding="utf-8"))
-    model = _train(cell, out, steps, step_text)
-    say(f"{step_text} evaluate {cell.name} on {stores.test} ({threshold_from} threshold)")
-    return False, steps.evaluate(model, stores.test, evaluation, threshold_from, stores.music)
+    else:
+        model = _train(cell, out, steps, step_text)
+        for key, e in planned.items():
+            if found[key] is None:
+                say(f"{step_text} evaluate {cell.name} on {e.store} ({e.threshold_from} threshold)")
+                found[key] = steps.evaluate(
+                    model, e.store, e.directory(cell, out), e.threshold_from, e.validation, e.split
+                )
+    metrics = found.pop(IN_SOURCE)
+    assert metrics is not None
+    if found:
+        metrics = {**metrics, "cross_source": found}
+    return finished, metrics
 
 
 # ---- the results folder: finished cells carried from one session to the next ----------
@@ -465,7 +530,8 @@ class Results:
     holds every finished cell's small files, so that a fresh clone resumes the grid:
 
         DIR/cells/<stage>/<cell name>/cell.json, SHA256SUMS
-        DIR/cells/finetune/<cell name>/eval-<protocol>-<data key>/metrics.json
+        DIR/cells/finetune/<cell name>/eval-<protocol>-<data key>/metrics.json (each
+                                                      evaluation's, cross-source ones too)
         DIR/cells/<stage>/<cell name>/run/model.pt   (a pre-training's always: fine-tunings
                                                       start from it; a fine-tuning's when
                                                       at most `model_limit` bytes)
@@ -497,11 +563,11 @@ class Results:
                 raise _differs(target, source)
         return bool(sums)
 
-    def keep(self, cell: Cell, out: Path, evaluation: Path | None) -> None:
+    def keep(self, cell: Cell, out: Path, evaluations: Sequence[Path] = ()) -> None:
         """Copy a finished cell's small files in (those already there are left alone)."""
         kept, sums = self.cell_folder(cell), _read_sums(self.cell_folder(cell))
         before = dict(sums)
-        for relative in self._kept_files(cell, out, evaluation):
+        for relative in self._kept_files(cell, out, evaluations):
             source, target = cell.directory(out) / relative, kept / relative
             digest, recorded = file_sha256(source), sums.get(relative)
             if recorded is None and target.is_file():
@@ -515,12 +581,11 @@ class Results:
             lines = "".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items()))
             write_text_atomic(kept / SUMS, lines)
 
-    def _kept_files(self, cell: Cell, out: Path, evaluation: Path | None) -> list[str]:
+    def _kept_files(self, cell: Cell, out: Path, evaluations: Sequence[Path]) -> list[str]:
         """The files of a finished cell to keep, relative to its folder."""
         directory = cell.directory(out)
         names = ["cell.json"]
-        if evaluation is not None:
-            names.append(f"{evaluation.relative_to(directory).as_posix()}/metrics.json")
+        names += [f"{e.relative_to(directory).as_posix()}/{METRICS}" for e in evaluations]
         model = directory / "run" / MODEL
         if model.is_file() and (
             cell.stage == "pretrain" or model.stat().st_size <= self.model_limit
@@ -633,9 +698,8 @@ def _run_cells(
         if metrics is not None:
             outcome.metrics[cell.key] = {**metrics, "pretrain_steps": cell.pretrain_steps}
         if results is not None:
-            finetune = cell.stage == "finetune"
-            evaluation = evaluation_dir(cell, out, stores, threshold_from) if finetune else None
-            results.keep(cell, out, evaluation)
+            planned = evaluations(stores, threshold_from) if cell.stage == "finetune" else {}
+            results.keep(cell, out, [e.directory(cell, out) for e in planned.values()])
         if not finished:
             after_cell(outcome)
 

@@ -52,6 +52,7 @@ class Preset:
     # instrec.synth.corpus.render_corpus options: at least as many training clips as the
     # note pre-training's clips x epochs, so the music pre-training sees each clip once
     corpus: dict[str, Any] = field(default_factory=dict)
+    cross_source_songs: int = 80  # songs of the cross-source benchmark (half pick thresholds)
 
 
 PRESETS: dict[str, Preset] = {
@@ -67,6 +68,7 @@ PRESETS: dict[str, Preset] = {
         "a thousand clips",
         pretrain_music="tiny_pretrain_music",
         corpus={"renditions": 500, **CORPUS_SOURCES},  # 4 x 31 steps x 32 = 3,968 clips
+        cross_source_songs=24,
     ),
     "small": Preset(
         "small",

@@ -32,6 +32,25 @@ ABLATION_LABELS = {
 }
 METRICS = ("f1_micro", "f1_macro", "lrap")  # metrics.json keys every table reports
 METRIC_NAMES = ("F1-micro", "F1-macro", "LRAP")
+# The score tables' columns on the cross-source store, where the grid has one: (header,
+# results.json key, which evaluation (instrec.experiments.grid.evaluations), the path
+# into its metrics.json)
+CrossColumn = tuple[str, str, str, tuple[str, ...]]
+CROSS_SOURCE_COLUMNS: tuple[CrossColumn, ...] = (
+    ("cross-source F1-micro", "cross_source_f1_micro", "model", ("f1_micro",)),
+    ("cross-source best F1-micro", "cross_source_best_f1_micro", "model",
+     ("sweep", "best_f1_micro")),
+    ("cross-source F1-macro", "cross_source_f1_macro", "model", ("f1_macro",)),
+    ("cross-source LRAP", "cross_source_lrap", "model", ("lrap",)),
+    ("cross-source F1-micro, its valid threshold", "cross_source_f1_micro_valid", "valid",
+     ("f1_micro",)),
+)  # fmt: skip
+CROSS_SOURCE_ABOUT = (
+    "cross-source: rendered test songs whose labelled instruments all come from "
+    "instrument families that no training data (notes, music, corpus) plays, scored at "
+    "the model's threshold, at the best threshold on those songs themselves (best "
+    "F1-micro: optimistic) and at the threshold best on the set's own valid songs"
+)
 # How the F1 threshold was picked (--threshold-from's choices), as the report says it
 THRESHOLD_PROTOCOLS = {
     "validation": "the threshold that maximises F1-micro on the fine-tuning store's "
@@ -82,8 +101,37 @@ def _cells(runs: Sequence[Mapping[str, Any]], metric: str) -> str:
     return report.format_mean_std([float(run[metric]) for run in runs if metric in run])
 
 
-def _scores(runs: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [_cells(runs, metric) for metric in METRICS]
+def _cross_value(run: Mapping[str, Any], evaluation: str, path: tuple[str, ...]) -> float | None:
+    """One cross-source number of a seed; None where it has none."""
+    value: Any = run.get("cross_source", {}).get(evaluation)
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return float(value)
+
+
+def _cross_values(runs: Sequence[Mapping[str, Any]], column: CrossColumn) -> list[float]:
+    _, _, evaluation, path = column
+    values = (_cross_value(run, evaluation, path) for run in runs)
+    return [value for value in values if value is not None]
+
+
+def has_cross_source(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]]) -> bool:
+    """Whether any seed of these rows was evaluated on a cross-source store."""
+    return any("cross_source" in run for runs in rows.values() for run in runs)
+
+
+def _score_names(cross: bool) -> list[str]:
+    return [*METRIC_NAMES, *(column[0] for column in CROSS_SOURCE_COLUMNS if cross)]
+
+
+def _scores(runs: Sequence[Mapping[str, Any]], cross: bool = False) -> list[str]:
+    """The seeds' mean ± std of every metric (and the cross-source columns)."""
+    scores = [_cells(runs, metric) for metric in METRICS]
+    if cross:
+        scores += [report.format_mean_std(_cross_values(runs, c)) for c in CROSS_SOURCE_COLUMNS]
+    return scores
 
 
 def _paper(values: tuple[str, ...] | None) -> str:
@@ -92,26 +140,28 @@ def _paper(values: tuple[str, ...] | None) -> str:
 
 def table2(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]]) -> str:
     """Table II: random initialisation vs pre-trained (all augmentations)."""
+    cross = has_cross_source(rows)
     body = []
     for recipe, runs in rows.items():
         name = "random init" if recipe.pretrain is None else "pre-trained on notes"
-        body.append([name, *_scores(runs), len(runs), _paper(PAPER_TABLE2[recipe.init])])
-    header = ["initialisation", *METRIC_NAMES, "seeds", "paper: F1-micro / F1-macro / LRAP"]
+        body.append([name, *_scores(runs, cross), len(runs), _paper(PAPER_TABLE2[recipe.init])])
+    header = ["initialisation", *_score_names(cross), "seeds", "paper: F1-micro / F1-macro / LRAP"]
     return report.markdown_table(header, body)
 
 
 def table3(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]]) -> str:
     """Table III: pre-training augmentations left out one at a time."""
+    cross = has_cross_source(rows)
     body = [
         [
             ABLATION_LABELS[recipe.init],
-            *_scores(runs),
+            *_scores(runs, cross),
             len(runs),
             _paper(PAPER_TABLE3[recipe.init]),
         ]
         for recipe, runs in rows.items()
     ]
-    header = ["augmentations", *METRIC_NAMES, "seeds", "paper: F1-micro / F1-macro / LRAP"]
+    header = ["augmentations", *_score_names(cross), "seeds", "paper: F1-micro / F1-macro / LRAP"]
     return report.markdown_table(header, body)
 
 
@@ -154,13 +204,13 @@ def fig4(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path) -> str:
 def init_table(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]]) -> str:
     """Initialisations at equal pre-training compute: each row's optimiser steps beside
     its scores (the chain's steps are its notes and music stages together)."""
+    cross = has_cross_source(rows)
     body = []
     for recipe, runs in rows.items():
         steps = sorted({int(run["pretrain_steps"]) for run in runs if "pretrain_steps" in run})
-        body.append(
-            [INIT_LABELS[recipe.init], ", ".join(map(str, steps)) or "–", *_scores(runs), len(runs)]
-        )
-    header = ["initialisation", "pre-training steps", *METRIC_NAMES, "seeds"]
+        shown = ", ".join(map(str, steps)) or "–"
+        body.append([INIT_LABELS[recipe.init], shown, *_scores(runs, cross), len(runs)])
+    header = ["initialisation", "pre-training steps", *_score_names(cross), "seeds"]
     return report.markdown_table(header, body)
 
 
@@ -229,13 +279,15 @@ def fig7(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path) -> str:
 
 def table4(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], setting: str) -> str:
     """Table IV: our numbers (mean ± std) beside the paper's, each row marked."""
+    cross = has_cross_source(rows)
     body: list[list[object]] = []
     for recipe, runs in rows.items():
         name = "random init" if recipe.pretrain is None else "pre-trained on notes"
         features = "mel spectrogram" if recipe.model.endswith("-mel") else "waveform"
-        body.append([f"**ours** ({setting}): {name}", features, *_scores(runs)])
-    body += [[f"paper: {name}", *values] for name, *values in PAPER_TABLE4]
-    return report.markdown_table(["method", "features", *METRIC_NAMES], body)
+        body.append([f"**ours** ({setting}): {name}", features, *_scores(runs, cross)])
+    unknown = ["–"] * len(CROSS_SOURCE_COLUMNS) if cross else []
+    body += [[f"paper: {name}", *values, *unknown] for name, *values in PAPER_TABLE4]
+    return report.markdown_table(["method", "features", *_score_names(cross)], body)
 
 
 SECTIONS = {
@@ -275,6 +327,13 @@ def experiment_markdown(
     return text
 
 
+def _cross_summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+    """results.json's cross-source numbers of a row, per seed (none without them)."""
+    if not any("cross_source" in run for run in runs):
+        return {}
+    return {column[1]: _cross_values(runs, column) for column in CROSS_SOURCE_COLUMNS}
+
+
 def write_report(
     out: Path,
     results: Mapping[str, Mapping[Recipe, Sequence[Mapping[str, Any]]]],
@@ -301,6 +360,8 @@ def write_report(
         f"- written {time.strftime('%Y-%m-%d %H:%M %Z')}; each cell's run and evaluation "
         "are under cells/ (this report is rebuilt from them on every run)",
     ]
+    if any(has_cross_source(rows) for rows in results.values()):
+        lines.append(f"- {CROSS_SOURCE_ABOUT}")
     if context.get("overrides"):
         lines.append(f"- config overrides: `{' '.join(context['overrides'])}`")
     if context.get("caveat"):
@@ -326,6 +387,7 @@ def write_report(
                 "fraction": recipe.fraction,
                 "seeds": len(runs),
                 **{m: [float(run[m]) for run in runs] for m in METRICS},
+                **_cross_summary(runs),
             }
             for recipe, runs in rows.items()
         ]

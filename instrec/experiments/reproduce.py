@@ -115,7 +115,7 @@ def _report(
         "preset": job.preset,
         "seeds": list(range(job.seeds)),
         "data": described,
-        "stores": [describe_store(path) for path in (stores.notes, stores.music, stores.test)],
+        "stores": [describe_store(path) for path in _described(stores)],
         "threshold_from": job.threshold_from,
         "overrides": list(job.overrides),
         "caveat": _caveat(job.preset, job.nsynth is None),
@@ -123,6 +123,12 @@ def _report(
         "cells": {"ran": outcome.ran, "cached": outcome.cached, "failed": len(outcome.failed)},
     }
     return write_report(folder, collect(grid, outcome), context, PRESETS[job.preset].about)
+
+
+def _described(stores: Stores) -> list[Path]:
+    """The stores the report names: training, fine-tuning, test (and cross-source)."""
+    cross = [] if stores.cross_source is None else [stores.cross_source]
+    return [stores.notes, stores.music, stores.test, *cross]
 
 
 def _check(job: Job) -> None:

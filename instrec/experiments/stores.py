@@ -1,13 +1,19 @@
 """The grid's data: NSynth and IRMAS as distributed, or notes and music rendered at a
 preset's size, each prepared once into a clip store (a rerun finds them cached). The
 music pre-training corpus is always rendered (there is no real one), and only when an
-experiment needs it."""
+experiment needs it.
+
+Rendered data comes with a cross-source benchmark (instrec.synth.benchmark): test songs
+whose labelled instruments come from families that no training data plays. It is
+rendered first, and its families.json keeps those families out of the notes, the music
+and the corpus."""
 
 from __future__ import annotations
 
 import argparse
 import functools
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from instrec.data.store import ClipStore
@@ -63,7 +69,7 @@ def real_stores(nsynth: Path, irmas: Path, data: Path, preset: Preset, workers: 
         prepare_store(
             "irmas-test", irmas, data / "irmas-test", workers, *_limit(preset, "irmas-test")
         ),
-        make_corpus=functools.partial(rendered_corpus, data, preset, workers, None),
+        make_corpus=functools.partial(rendered_corpus, data, preset, workers, ()),
     )
 
 
@@ -75,32 +81,71 @@ def _rendered(folder: Path, manifest: str) -> bool:
 
 
 def rendered_stores(data: Path, preset: Preset, workers: int) -> Stores:
-    """Render notes and ensembles at the preset's size (once), then prepare the stores."""
+    """Render the cross-source benchmark, then notes and ensembles without its held-out
+    families, at the preset's size (once), then prepare the stores."""
     from instrec.synth.ensembles import render_ensembles
     from instrec.synth.notes import render_notes
 
+    music_options = {"seed": 0, **preset.music}  # render_ensembles' default seed
+    cross_source, families = _cross_source(
+        data, workers, music_options["seed"], preset.cross_source_songs
+    )
     notes, music = data / "rendered-notes", data / "rendered-music"
     if _rendered(notes, "render-notes.json"):
         say(f"rendered notes {notes}: cached")
     else:
         say(f"render notes -> {notes}")
-        render_notes(notes, workers=workers, **preset.notes)
+        render_notes(notes, workers=workers, holdout_from=families, **preset.notes)
     if _rendered(music, "render-ensembles.json"):
         say(f"rendered music {music}: cached")
     else:
         say(f"render ensembles -> {music}")
-        render_ensembles(music, workers=workers, **preset.music)
+        render_ensembles(music, workers=workers, holdout_from=families, **music_options)
     return Stores(
         prepare_store("nsynth", notes, data / "notes", workers),
         prepare_store("irmas-train", music, data / "music-train", workers),
         prepare_store("irmas-test", music, data / "music-test", workers),
-        make_corpus=functools.partial(rendered_corpus, data, preset, workers, music),
+        make_corpus=functools.partial(
+            rendered_corpus, data, preset, workers, (music, families.parent), families
+        ),
+        cross_source=cross_source,
     )
 
 
-def rendered_corpus(data: Path, preset: Preset, workers: int, ensembles: Path | None) -> Path:
+def _cross_source(data: Path, workers: int, seed: int, songs: int) -> tuple[Path, Path]:
+    """Render the cross-source benchmark of `songs` songs (once; `seed`: the music's, so
+    that no score is both) and prepare it; returns (its store, its families.json)."""
+    from instrec.synth.benchmark import (
+        BENCHMARK_CLASSES,
+        cross_source_folder,
+        families_file,
+        render_cross_source,
+    )
+
+    rendered = data / "rendered-cross-source"
+    labels = rendered / "labels.csv"  # written once every song is rendered
+    if labels.is_file() and families_file(rendered).is_file():
+        say(f"rendered cross-source benchmark {rendered}: cached")
+    else:
+        say(f"render cross-source benchmark -> {rendered}")
+        render_cross_source(rendered, seed=seed, workers=workers, songs=songs)
+    store = prepare_store(
+        "folder", cross_source_folder(rendered), data / "cross-source", workers,
+        "--csv", str(labels), "--classes", BENCHMARK_CLASSES,
+    )  # fmt: skip
+    return store, families_file(rendered)
+
+
+def rendered_corpus(
+    data: Path,
+    preset: Preset,
+    workers: int,
+    ensembles: Sequence[Path],
+    holdout_from: Path | None = None,
+) -> Path:
     """Render the music pre-training corpus at the preset's size (once; never a score of
-    the rendered `ensembles`' test songs), then prepare its store."""
+    the rendered `ensembles`' test or cross-source songs, nor a family `holdout_from`'s
+    families.json holds out), then prepare its store."""
     from instrec.data.corpus import MANIFEST
     from instrec.synth.corpus import render_corpus
 
@@ -109,5 +154,11 @@ def rendered_corpus(data: Path, preset: Preset, workers: int, ensembles: Path | 
         say(f"rendered corpus {corpus}: cached")
     else:
         say(f"render corpus -> {corpus}")
-        render_corpus(corpus, workers=workers, exclude_from=ensembles, **preset.corpus)
+        render_corpus(
+            corpus,
+            workers=workers,
+            exclude_from=list(ensembles) or None,
+            holdout_from=holdout_from,
+            **preset.corpus,
+        )
     return prepare_store("corpus", corpus, data / "corpus", workers)

@@ -29,9 +29,9 @@ BENCHMARK_OPTIONS: dict[str, Any] = {
     "family_seed": 0,
     "train_songs": 0,
     "test_songs": 0,
-    "cross_source_songs": 80,
     "test_excerpts": 1,
 }
+SONGS = 80  # cross-source songs (5001-5080): even ones pick thresholds, odd ones are scored
 BENCHMARK_CLASSES = "cel,cla,flu,gac,gel,org,pia,sax,tru,vio,voi"  # what it is scored on
 LABELS = "labels.csv"
 
@@ -46,9 +46,11 @@ def families_file(out: Path) -> Path:
     return Path(out) / "families.json"
 
 
-def render_cross_source(out: Path, seed: int = 0, workers: int = 1, progress: bool = True) -> Path:
-    """Render the benchmark into `out` (unless its songs.json says it is done; a partial
-    render resumes), write out/labels.csv and return `out`.
+def render_cross_source(
+    out: Path, seed: int = 0, workers: int = 1, progress: bool = True, songs: int = SONGS
+) -> Path:
+    """Render the benchmark of `songs` songs into `out` (unless its songs.json says it is
+    done; a partial render resumes), write out/labels.csv and return `out`.
 
     `seed` must be the seed of the training music it is compared with: render_ensembles
     draws train and test songs from the front of a seeded score order and cross-source
@@ -56,7 +58,8 @@ def render_cross_source(out: Path, seed: int = 0, workers: int = 1, progress: bo
     """
     out = Path(out)
     if not (out / "songs.json").exists():
-        render_ensembles(out, seed=seed, workers=workers, progress=progress, **BENCHMARK_OPTIONS)
+        options = {**BENCHMARK_OPTIONS, "cross_source_songs": songs}
+        render_ensembles(out, seed=seed, workers=workers, progress=progress, **options)
     write_text_atomic(out / LABELS, _labels_table(cross_source_folder(out)))
     return out
 

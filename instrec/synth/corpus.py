@@ -580,6 +580,17 @@ def _song_task(task: ScoreTask, number: int) -> SongTask:
 # ---- the whole corpus ---------------------------------------------------------------------
 
 
+def _folders(given: str | Path | Sequence[str | Path]) -> list[Path]:
+    return [Path(given)] if isinstance(given, str | Path) else [Path(f) for f in given]
+
+
+def _folders_record(folders: Sequence[Path]) -> str | list[str] | None:
+    """How the manifest names the excluded renders (one as a path, as it always did, so an
+    earlier corpus still resumes)."""
+    paths = [str(f.resolve()) for f in folders]
+    return None if not paths else paths[0] if len(paths) == 1 else paths
+
+
 def excluded_works(ensembles_dir: Path) -> set[str]:
     """Scores an ensembles render plays in its test sets (its songs.json)."""
     path = Path(ensembles_dir) / "songs.json"
@@ -623,7 +634,7 @@ def render_corpus(
     renditions: int = DEFAULT_RENDITIONS,
     seconds: int = DEFAULT_SECONDS,
     composers: Sequence[str] = DEFAULT_COMPOSERS,
-    exclude_from: str | Path | None = None,
+    exclude_from: str | Path | Sequence[str | Path] | None = None,
     valid_share: float = DEFAULT_VALID_SHARE,
     soundfonts: Sequence[str | Path] | None = None,
     sources_used: Sequence[str] = sources.DEFAULT_SOURCES,
@@ -660,7 +671,8 @@ def render_corpus(
     catalogue = sources.installed_catalogue(fonts)
     held_out = sources.held_out_families(holdout_from)
     pool = Pool(tuple(fonts), tuple(chosen_models), model_voices, catalogue, held_out, TRAIN)
-    skip = excluded_works(Path(exclude_from)) if exclude_from is not None else set()
+    folders = [] if exclude_from is None else _folders(exclude_from)
+    skip = {work for folder in folders for work in excluded_works(folder)}
     works = [w for w in multipart_works(composers) if w not in skip]
     out = Path(out_dir)
     options_record = {
@@ -668,7 +680,7 @@ def render_corpus(
         "renditions": renditions,
         "seconds": seconds,
         "composers": sorted(set(composers)),
-        "exclude_from": None if exclude_from is None else str(Path(exclude_from).resolve()),
+        "exclude_from": _folders_record(folders),
         "excluded_scores": len(skip),
         "valid_share": valid_share,
         "sources": list(kinds),

@@ -210,7 +210,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     music.add_argument(
         "--exclude-from",
         type=Path,
-        help="an 'instrec synth ensembles' folder whose test scores the corpus must not play",
+        nargs="+",
+        help="'instrec synth ensembles' folders whose test and cross-source scores the "
+        "corpus must not play",
     )
 
 
