@@ -750,3 +750,14 @@ def test_a_store_whose_files_disagree_with_its_header_is_refused(
     damage(store)
     with pytest.raises(InstrecError, match=reason):
         ClipStore.open(store)
+
+
+def test_a_run_started_before_a_setting_existed_still_resumes(run_dir: Path) -> None:
+    """A newer instrec adds trainer fields (at their defaults): the older run's config,
+    which lacks them, is still its own config; a real change is still refused."""
+    checkpoint = run_dir / LAST_CHECKPOINT
+    torch.save(_checkpoint(), checkpoint)
+    newer = CONFIG_TEXT + "trainer:\n  channels_last: false\n  compile: false\n"
+    assert open_run_dir(run_dir, newer, {}, resume=True) == checkpoint
+    with pytest.raises(InstrecError, match="resuming needs the run's own config"):
+        open_run_dir(run_dir, CONFIG_TEXT + "trainer:\n  compile: true\n", {}, resume=True)

@@ -150,6 +150,8 @@ def test_cache_keys_are_stable_and_follow_every_setting(stores: gr.Stores) -> No
     assert len(set(first)) == 4
     assert set(names([1])).isdisjoint(first)  # the seed is part of the key
     assert set(names([0], ("trainer.epochs=1",))).isdisjoint(first)
+    # speed-only settings compute the same thing: same keys
+    assert names([0], ("trainer.channels_last=true", "trainer.compile=true")) == first
     assert all(re.fullmatch(r"sharesnet18-(scratch|pre-all)-f(0\.5|1)-s0-[0-9a-f]{10}", n)
                for n in first)  # fmt: skip
     # the header's bookkeeping (when, from where) is not data: same keys

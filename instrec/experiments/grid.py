@@ -95,6 +95,17 @@ def store_digest(path: Path) -> str:
     return content_digest(path)[:16]
 
 
+# trainer settings that change how fast a cell runs, not what it computes
+SPEED_SETTINGS = ("channels_last", "compile")
+
+
+def _result_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config without its speed-only settings: turning one on (or a newer
+    instrec adding one) leaves every cell's key as it was."""
+    trainer = {k: v for k, v in config["trainer"].items() if k not in SPEED_SETTINGS}
+    return {**config, "trainer": trainer}
+
+
 def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -127,7 +138,7 @@ class Cell:
         return _digest(
             {
                 "stage": self.stage,
-                "config": config_to_dict(self.config()),
+                "config": _result_settings(config_to_dict(self.config())),
                 "data": self.data_digest,
                 "init": None if self.init is None else self.init.key,
             }

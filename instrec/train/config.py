@@ -29,6 +29,9 @@ from instrec.errors import InstrecError
 from instrec.train.augment import AugmentConfig
 
 STAGES = ("pretrain", "finetune")
+# Lightning's precision strings instrec trains with ("auto": bf16-mixed on GPU, 32-true on
+# CPU); "16-mixed" on a CPU is run by Lightning as bf16-mixed, with its warning
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 MAX_CONFIG_BYTES = 1 << 20  # in whole MiB; the built-in configs are about 1 KB
 MAX_DEPTH = 20  # mappings and lists inside each other; a config needs 3
 
@@ -67,7 +70,9 @@ class TrainerSection:
     accelerator: str = "auto"  # "cpu", "gpu", "auto"
     devices: int | str = "auto"  # GPUs (or CPU processes) per node
     num_nodes: int = 1
-    precision: str = "auto"  # "auto": bf16-mixed on GPU, 32-true on CPU
+    precision: str = "auto"  # "auto": bf16-mixed on GPU, 32-true on CPU; see PRECISIONS
+    channels_last: bool = False  # the 2-D body's tensors as (batch, h, w, channels) in memory
+    compile: bool = False  # torch.compile the model (minutes of compiling before step 1)
     sync_batchnorm: bool = True  # batch statistics over all GPUs, as the paper's 2 GPUs
     num_workers: int = 2  # DataLoader processes per device
     checkpoint_every_steps: int = 500  # how much work a kill can cost
@@ -322,6 +327,11 @@ def _validate(config: Config, where: str) -> None:
         problems.append("trainer.epochs and trainer.batch_size must be at least 1")
     if not 0 <= config.optim.warmup_epochs <= config.trainer.epochs:
         problems.append("optim.warmup_epochs must be between 0 and trainer.epochs")
+    if config.trainer.precision not in PRECISIONS:
+        problems.append(
+            f"trainer.precision must be one of {', '.join(PRECISIONS)}, "
+            f"not {config.trainer.precision!r}"
+        )
     if not 0.0 < config.data.fraction <= 1.0:
         problems.append(f"data.fraction must be in (0, 1], not {config.data.fraction}")
     if config.stage == "finetune" and config.optim.label_smoothing != 0:

@@ -62,6 +62,10 @@ class Training(L.LightningModule):
 
     def __init__(self, model: Recognizer, config: Config) -> None:
         super().__init__()
+        if config.trainer.channels_last:  # the 4-D weights; the body's activations follow them
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if config.trainer.compile:  # in place: the state dict keeps its keys
+            model.compile()
         self.model = model
         self.config = config
         augment = config.augment
@@ -79,6 +83,11 @@ class Training(L.LightningModule):
         """A pre-training is multi-label (sigmoid + BCE) when its store is."""
         data = self.trainer.datamodule  # type: ignore[attr-defined]
         self.multi_label = self.config.stage == "finetune" or bool(data.multi_label)
+
+    def on_fit_end(self) -> None:
+        """The model leaves training in the usual memory format (trainer.channels_last is
+        how training computes, not what the model file holds)."""
+        self.model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
 
     # ---- the step -------------------------------------------------------------------
 

@@ -81,8 +81,8 @@ def _check_resumable(out: Path, config_text: str) -> Path | None:
         raise InstrecError(f"{out}: no {CONFIG}, so no run to resume (drop --resume)")
     if (out / MODEL).exists():
         raise InstrecError(f"{out}: the run has finished ({MODEL} exists); nothing to resume")
-    saved = _read_record(out / CONFIG, yaml.safe_load)
-    difference = _first_difference(saved, yaml.safe_load(config_text))
+    saved = _with_defaults(_read_record(out / CONFIG, yaml.safe_load), out / CONFIG)
+    difference = _first_difference(saved, _with_defaults(yaml.safe_load(config_text), out))
     if difference:
         raise InstrecError(f"{out / CONFIG}: resuming needs the run's own config, but {difference}")
     info = _read_record(out / RUN_INFO, json.loads)
@@ -91,6 +91,14 @@ def _check_resumable(out: Path, config_text: str) -> Path | None:
     info.setdefault("resumed", []).append({"at": _now(), "versions": package_versions()})
     write_text_atomic(out / RUN_INFO, json.dumps(info, indent=2) + "\n")
     return checkpoint if resumable else None
+
+
+def _with_defaults(saved: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The saved config with the fields added to instrec since the run began at their
+    defaults, so a newer instrec resumes an older run."""
+    from instrec.train.config import config_from_dict, config_to_dict
+
+    return config_to_dict(config_from_dict(saved, str(path)))
 
 
 def _read_record(path: Path, parse: Callable[[str], Any]) -> dict[str, Any]:
