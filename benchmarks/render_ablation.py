@@ -1,26 +1,26 @@
 """Which rendering ingredients make models hold up on instruments they never heard?
 
-The cross-source benchmark: 80 songs (seed 0, songs 5001-5080) whose labelled parts are
-played only by *held-out families* (a third of each class's recording or synthesis
-families, over every installed source, family seed 0), rendered by today's plain renderer
-(no timbre, performance or production), so that an ingredient can only help by teaching
-something that carries over, not by matching the test's own treatment. Even songs choose
-the threshold (`valid`), odd songs are scored (`test`).
+Two cross-source benchmarks of 80 songs (seed 0, songs 5001-5080; instrec.synth.benchmark)
+whose labelled parts are played only by *held-out families* (a third of each class's
+recording or synthesis families, over every installed source, family seed 0): `plain`,
+rendered without timbre, performance or production, so an ingredient can only help by
+teaching something that carries over, never by matching the test's treatment (it matches
+the first arm's instead); and `full`, with every ingredient on, which matches the last
+arm's. Even songs choose a threshold (`valid`), odd songs are scored (`test`).
 
 Each *arm* renders the small preset's music (110 training songs x 6 excerpts, 40 in-source
 test songs x 2) with the same seed and scores, never playing a held-out family, adding one
 ingredient to the arm before it; a ShaResNet18 (64 sinc filters) is trained from random
 weights on it (`small_scratch`, 15 epochs) once per seed and evaluated on its own in-source
-test set and on the benchmark. Every step is cached in --work, so a rerun resumes.
+test set and on both benchmarks. Every step is cached in --work, so a rerun resumes.
 
-    python benchmarks/render_ablation.py --work runs/abl --arms today,sources,timbre \
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/render_ablation.py --work runs/abl \
         --seeds 0,1 --out benchmarks/results/render_ablation
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import sys
@@ -30,20 +30,26 @@ from typing import Any
 
 from instrec.evaluate import evaluate_model
 from instrec.experiments.stores import prepare_store
+from instrec.synth.benchmark import (
+    BENCHMARK_CLASSES,
+    LABELS,
+    cross_source_folder,
+    families_file,
+    render_cross_source,
+)
 from instrec.synth.ensembles import render_ensembles
 from instrec.train.config import load_config
 from instrec.train.fit import finetune
 
 SMALL_MUSIC = {"train_songs": 110, "test_songs": 40, "train_excerpts": 6, "test_excerpts": 2}
-BENCHMARK = {
-    "sources_used": ("all",),
-    "holdout_share": 0.34,
-    "family_seed": 0,
-    "train_songs": 0,
-    "test_songs": 0,
-    "cross_source_songs": 80,
-    "test_excerpts": 1,
-    "seed": 0,
+# the held-out families, played plainly (what `reproduce` uses) or with every ingredient
+BENCHMARKS: dict[str, dict[str, tuple[str, ...]]] = {
+    "plain": {},
+    "full": {
+        "timbre_options": ("all",),
+        "performance_options": ("all",),
+        "production_options": ("all",),
+    },
 }
 # each arm adds one ingredient to the one before it
 ARMS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -62,15 +68,19 @@ ARMS: dict[str, dict[str, tuple[str, ...]]] = {
         "production_options": ("all",),
     },
 }
-CLASSES = "cel,cla,flu,gac,gel,org,pia,sax,tru,vio,voi"
 COLUMNS = (
     ("in_f1", "in-source F1-micro"),
     ("in_lrap", "in-source LRAP"),
-    ("x_f1", "cross F1-micro"),
-    ("x_best_f1", "cross best-threshold F1-micro"),
-    ("x_f1_macro", "cross F1-macro"),
-    ("x_lrap", "cross LRAP"),
-    ("x_f1_xval", "cross F1-micro, cross-source threshold"),
+    ("x_f1", "plain: F1-micro"),
+    ("x_best_f1", "plain: best-threshold F1-micro"),
+    ("x_f1_macro", "plain: F1-macro"),
+    ("x_lrap", "plain: LRAP"),
+    ("x_f1_xval", "plain: F1-micro, cross-source threshold"),
+    ("f_f1", "full: F1-micro"),
+    ("f_best_f1", "full: best-threshold F1-micro"),
+    ("f_f1_macro", "full: F1-macro"),
+    ("f_lrap", "full: LRAP"),
+    ("f_f1_xval", "full: F1-micro, cross-source threshold"),
 )
 
 
@@ -78,32 +88,19 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def benchmark_store(work: Path, workers: int) -> Path:
-    """Render the benchmark once, split its songs into valid/test, prepare its store."""
-    folder = work / "benchmark"
-    if not (folder / "songs.json").exists():
-        log("render benchmark")
-        render_ensembles(folder, workers=workers, progress=False, **BENCHMARK)  # type: ignore[arg-type]
-    files = sorted((folder / "cross-source" / "IRMAS-TestingData-Part1").glob("*.wav"))
-    labels = folder / "labels.csv"
-    with labels.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "labels", "split", "group"])
-        for wav in files:
-            song = int(wav.name.split()[0])
-            codes = wav.with_suffix(".txt").read_text(encoding="utf-8").split()
-            split = "valid" if song % 2 == 0 else "test"
-            writer.writerow([wav.name, ";".join(codes), split, str(song)])
+def benchmark_folder(work: Path, name: str) -> Path:
+    return work / ("benchmark" if name == "plain" else f"benchmark-{name}")
+
+
+def benchmark_store(work: Path, name: str, workers: int) -> Path:
+    """Render a benchmark once (seed 0, the arms' seed: no score in both) and prepare it."""
+    folder = benchmark_folder(work, name)
+    log(f"benchmark {name}")
+    render_cross_source(folder, 0, workers, progress=False, treatment=BENCHMARKS[name])
     return prepare_store(
-        "folder",
-        folder / "cross-source" / "IRMAS-TestingData-Part1",
-        work / "benchmark-store",
-        workers,
-        "--csv",
-        str(labels),
-        "--classes",
-        CLASSES,
-    )
+        "folder", cross_source_folder(folder), work / f"{folder.name}-store", workers,
+        "--csv", str(folder / LABELS), "--classes", BENCHMARK_CLASSES,
+    )  # fmt: skip
 
 
 def arm_stores(work: Path, arm: str, workers: int) -> tuple[Path, Path]:
@@ -114,7 +111,7 @@ def arm_stores(work: Path, arm: str, workers: int) -> tuple[Path, Path]:
         started = time.perf_counter()
         render_ensembles(
             folder,
-            holdout_from=work / "benchmark" / "families.json",
+            holdout_from=families_file(benchmark_folder(work, "plain")),
             seed=0,
             workers=workers,
             progress=False,
@@ -135,7 +132,9 @@ def evaluation(model: Path, store: Path, out: Path, threshold: str, **extra: Any
     return json.loads(done.read_text(encoding="utf-8"))
 
 
-def run_seed(work: Path, arm: str, seed: int, stores: tuple[Path, Path], bench: Path) -> dict:
+def run_seed(
+    work: Path, arm: str, seed: int, stores: tuple[Path, Path], benches: dict[str, Path]
+) -> dict:
     """Train one model of the arm (cached) and score it in source and across sources."""
     run = work / arm / f"s{seed}" / "run"
     model = run / "model.pt"
@@ -144,21 +143,24 @@ def run_seed(work: Path, arm: str, seed: int, stores: tuple[Path, Path], bench: 
         config = load_config("small_scratch", [f"seed={seed}"])
         finetune(config, stores[0], "scratch", run, resume=(run / "checkpoints").exists())
     inside = evaluation(model, stores[1], run.parent / "in-source", "model")
-    cross = evaluation(model, bench, run.parent / "cross", "model", split="test")
-    xval = evaluation(
-        model, bench, run.parent / "cross-xval", "validation", split="test", validation_store=bench
-    )
-    return {
-        "in_f1": inside["f1_micro"],
-        "in_lrap": inside["lrap"],
-        "x_f1": cross["f1_micro"],
-        "x_best_f1": cross["sweep"]["best_f1_micro"],
-        "x_f1_macro": cross["f1_macro"],
-        "x_lrap": cross["lrap"],
-        "x_f1_xval": xval["f1_micro"],
-        "threshold": cross["threshold"],
-        "x_threshold": xval["threshold"],
-    }
+    scores = {"in_f1": inside["f1_micro"], "in_lrap": inside["lrap"]}
+    for name, bench in benches.items():
+        folder = run.parent / ("cross" if name == "plain" else name)
+        cross = evaluation(model, bench, folder, "model", split="test")
+        xval = evaluation(
+            model, bench, Path(f"{folder}-xval"), "validation", split="test",
+            validation_store=bench,
+        )  # fmt: skip
+        key = name[0] if name != "plain" else "x"
+        scores |= {
+            f"{key}_f1": cross["f1_micro"],
+            f"{key}_best_f1": cross["sweep"]["best_f1_micro"],
+            f"{key}_f1_macro": cross["f1_macro"],
+            f"{key}_lrap": cross["lrap"],
+            f"{key}_f1_xval": xval["f1_micro"],
+            f"{key}_threshold": xval["threshold"],
+        }
+    return {**scores, "threshold": inside["threshold"]}
 
 
 def table(results: dict[str, dict[str, dict]]) -> str:
@@ -187,7 +189,7 @@ def main() -> int:
     args = parser.parse_args()
     arms = args.arms.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
-    bench = benchmark_store(args.work, args.workers)
+    benches = {name: benchmark_store(args.work, name, args.workers) for name in BENCHMARKS}
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
@@ -195,7 +197,7 @@ def main() -> int:
     for seed in seeds:  # every arm once before any arm twice: a cut-short run compares
         for arm in arms:
             stores = arm_stores(args.work, arm, args.workers)
-            scores = run_seed(args.work, arm, seed, stores, bench)
+            scores = run_seed(args.work, arm, seed, stores, benches)
             results.setdefault(arm, {})[str(seed)] = scores
             results_file.write_text(json.dumps(results, indent=1) + "\n")
             (args.out / "table.md").write_text(table(results) + "\n")

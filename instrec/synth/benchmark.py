@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,17 @@ def families_file(out: Path) -> Path:
 
 
 def render_cross_source(
-    out: Path, seed: int = 0, workers: int = 1, progress: bool = True, songs: int = SONGS
+    out: Path,
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+    songs: int = SONGS,
+    treatment: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
     """Render the benchmark of `songs` songs into `out` (unless its songs.json says it is
-    done; a partial render resumes), write out/labels.csv and return `out`.
+    done; a partial render resumes), write out/labels.csv and return `out`. `treatment`:
+    render_ensembles' timbre/performance/production options (default: none, the plain
+    benchmark); the held-out families are the same whatever they are.
 
     `seed` must be the seed of the training music it is compared with: render_ensembles
     draws train and test songs from the front of a seeded score order and cross-source
@@ -58,7 +66,7 @@ def render_cross_source(
     """
     out = Path(out)
     if not (out / "songs.json").exists():
-        options = {**BENCHMARK_OPTIONS, "cross_source_songs": songs}
+        options = {**BENCHMARK_OPTIONS, "cross_source_songs": songs, **(treatment or {})}
         render_ensembles(out, seed=seed, workers=workers, progress=progress, **options)
     write_text_atomic(out / LABELS, _labels_table(cross_source_folder(out)))
     return out
