@@ -133,14 +133,21 @@ def evaluation(model: Path, store: Path, out: Path, threshold: str, **extra: Any
 
 
 def run_seed(
-    work: Path, arm: str, seed: int, stores: tuple[Path, Path], benches: dict[str, Path]
+    work: Path,
+    arm: str,
+    seed: int,
+    stores: tuple[Path, Path],
+    benches: dict[str, Path],
+    epochs: int | None = None,
 ) -> dict:
-    """Train one model of the arm (cached) and score it in source and across sources."""
-    run = work / arm / f"s{seed}" / "run"
+    """Train one model of the arm (cached) and score it in source and across sources;
+    `epochs`: a longer (or shorter) training than the preset's, in a folder of its own."""
+    run = work / arm / (f"s{seed}" if epochs is None else f"s{seed}-e{epochs}") / "run"
     model = run / "model.pt"
     if not model.exists():
         log(f"train {arm} seed {seed}")
-        config = load_config("small_scratch", [f"seed={seed}"])
+        longer = [] if epochs is None else [f"trainer.epochs={epochs}"]
+        config = load_config("small_scratch", [f"seed={seed}", *longer])
         finetune(config, stores[0], "scratch", run, resume=(run / "checkpoints").exists())
     inside = evaluation(model, stores[1], run.parent / "in-source", "model")
     scores = {"in_f1": inside["f1_micro"], "in_lrap": inside["lrap"]}
@@ -172,9 +179,9 @@ def table(results: dict[str, dict[str, dict]]) -> str:
             continue
         cells = []
         for key, _ in COLUMNS:
-            values = [seeds[s][key] for s in sorted(seeds)]
+            values = [seeds[s][key] for s in sorted(seeds) if key in seeds[s]]
             each = " / ".join(f"{v:.3f}" for v in values)
-            cells.append(f"{statistics.mean(values):.3f} ({each})")
+            cells.append(f"{statistics.mean(values):.3f} ({each})" if values else "–")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -185,6 +192,9 @@ def main() -> int:
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--epochs", type=int, help="train this many epochs instead of the preset's 15"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/render_ablation"))
     args = parser.parse_args()
     arms = args.arms.split(",")
@@ -197,7 +207,7 @@ def main() -> int:
     for seed in seeds:  # every arm once before any arm twice: a cut-short run compares
         for arm in arms:
             stores = arm_stores(args.work, arm, args.workers)
-            scores = run_seed(args.work, arm, seed, stores, benches)
+            scores = run_seed(args.work, arm, seed, stores, benches, args.epochs)
             results.setdefault(arm, {})[str(seed)] = scores
             results_file.write_text(json.dumps(results, indent=1) + "\n")
             (args.out / "table.md").write_text(table(results) + "\n")

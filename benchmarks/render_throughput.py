@@ -4,7 +4,8 @@ notes:     NSynth notes (4 s, 48 kHz rendered, decimated to 16 kHz, wav written)
            and without each preset's playable-range probe (88 keys x 0.5 s).
 ensembles: IRMAS excerpts (44.1 kHz stereo, parts rendered apart and mixed, wav
            written), including score parsing, and the synthesis alone; with today's
-           sources, with csound models, with per-part timbre variation, with all of them.
+           sources, with csound models, with per-part timbre variation, performance,
+           production, and with all of them.
 Run: python benchmarks/render_throughput.py  (one process; the machine's other load
 counts, so run it on a quiet machine).
 """
@@ -54,6 +55,14 @@ ENSEMBLE_CONFIGS: dict[str, dict[str, Any]] = {
     "+ models + timbre + csound GM bank": {
         "sources_used": ("soundfonts", "csound-gm", "models"),
         "timbre_options": ("all",),
+    },
+    "+ performance (all: comping and grooves too)": {"performance_options": ("all",)},
+    "+ production (all)": {"production_options": ("all",)},
+    "everything": {
+        "sources_used": ("all",),
+        "timbre_options": ("all",),
+        "performance_options": ("all",),
+        "production_options": ("all",),
     },
 }
 
