@@ -43,7 +43,7 @@ def one_epoch(store: Path, policy: str, epochs: int) -> float:
         command = [
             sys.executable, "-m", "instrec.cli", "finetune", "--config", "small_scratch",
             "--init", "scratch", "--data", str(store), "--out", f"{scratch}/run",
-            "--set", f"trainer.epochs={epochs}",
+            "--set", f"trainer.epochs={epochs}", "--set", "optim.warmup_epochs=0",
         ]  # fmt: skip
         environment = {**os.environ, "OMP_WAIT_POLICY": policy}
         started = time.perf_counter()
@@ -55,7 +55,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("store", type=Path, help="a music clip store (instrec prepare)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     times: dict[str, list[float]] = {policy: [] for policy in POLICIES}

@@ -24,6 +24,7 @@ PATH_ERRORS = (
     NotADirectoryError,
 )
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a program stopped by SIGPIPE
+TRAINING_COMMANDS = frozenset({"demo", "pretrain", "finetune", "reproduce"})
 
 # command -> (module, one-line help), in the order a newcomer meets them
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -99,6 +100,13 @@ def _run_command(argv: list[str]) -> int:
         top.parse_args(argv or ["--help"])
         return 0
     command = top.parse_args(argv[:1]).command
+    if command in TRAINING_COMMANDS:
+        # OpenMP threads that spin while they wait fight the data-loader workers and any
+        # other program for a small CPU: with one busy process beside it a fine-tuning
+        # took 1.46x as long, on a quiet machine the same either way
+        # (benchmarks/results/omp_wait_policy.txt). Set before torch loads; a value the
+        # user chose is kept.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     module_name, help_ = COMMANDS[command]
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 
@@ -38,3 +39,24 @@ def test_console_script_shows_help() -> None:
         [sys.executable, "-m", "instrec.cli", "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0 and "predict" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "given", "expected"),
+    [
+        ("finetune", None, "PASSIVE"),  # training: threads wait passively by default
+        ("reproduce", None, "PASSIVE"),
+        ("finetune", "ACTIVE", "ACTIVE"),  # the user's choice is kept
+        ("predict", None, None),  # tagging is left as it is
+    ],
+)
+def test_training_commands_let_openmp_threads_wait_passively(
+    monkeypatch: pytest.MonkeyPatch, command: str, given: str | None, expected: str | None
+) -> None:
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert os.environ.get("OMP_WAIT_POLICY") == expected
