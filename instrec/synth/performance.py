@@ -1,6 +1,7 @@
 """How a song is played, beyond the notes of its score.
 
-Ingredients, each switched on by name (all off by default, until measured):
+Ingredients, each switched on by name (all off by default: none helped in the cross-source
+ablation, benchmarks/results/render_ablation):
   dynamics  a slow phrase curve over the song (two sinusoids of 8-32 quarter notes,
             together +-15-25 velocity) and notes on the beat 2-8 velocity louder
   timing    the part ahead of or behind the beat (+-15 ms), each chord's onset off by

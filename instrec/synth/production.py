@@ -1,6 +1,7 @@
 """Production: what a studio does to the parts and the mix after they are played.
 
-Ingredients, each switched on by name (all off by default, until measured):
+Ingredients, each switched on by name (all off by default: none helped in the cross-source
+ablation, benchmarks/results/render_ablation):
   parts     per part: a compressor (threshold -30..-10 dB, ratio 1.5-6, attack 1-30 ms,
             release 50-300 ms), EQ (high-pass 20-150 Hz, low and high shelves +-4 dB)
             and a send (0-0.4) to the song's room (pedalboard reverb, size 0.1-0.9,

@@ -1,6 +1,7 @@
 """Per-part timbre variation at render time: each part of a song gets its own colour.
 
-Six ingredients, each switched on by name (all off by default, until measured):
+Six ingredients, each switched on by name (all off by default: they did not help in the
+cross-source ablation, benchmarks/results/render_ablation):
   eq        low shelf (200 Hz) +-6 dB, high shelf (4 kHz) +-8 dB ("brightness") and one
             peak (300 Hz-5 kHz) +-6 dB, applied to the part with pedalboard
   envelope  attack time scaled by 0.5-8x (many presets attack in ~1 ms), release by
