@@ -3,9 +3,9 @@
 Renders a few hundred isolated notes, a few dozen ensembles and a small cross-source
 benchmark, prepares the clip stores, pre-trains the tiny model on the notes, fine-tunes
 it and a randomly initialised twin on the ensembles, evaluates both on the rendered test
-files and across sources and prints Table II (random vs pre-trained). It is `instrec reproduce --experiments table2,fig3
---preset tiny --seeds 1`: the same cells, cache and report, so a rerun skips every
-finished step. About 5 minutes on 2 CPU cores.
+files and across sources and prints Table II (random vs pre-trained). It is `instrec
+reproduce --experiments table2,fig3 --preset tiny --seeds 1`: the same cells, cache and
+report, so a rerun skips every finished step. About 5 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
