@@ -39,7 +39,7 @@ def test_demo_runs_the_whole_chain_and_then_reuses_it(
     rows = [line.split(" | ") for line in printed.out.splitlines()
             if line.startswith(("| random init |", "| pre-trained on notes |"))]  # fmt: skip
     assert [row[0] for row in rows] == ["| random init", "| pre-trained on notes"]
-    assert all(len(row) == 10 and row[9] == "1 |" for row in rows)
+    assert all(len(row) == 11 and row[9] == "1" for row in rows)  # then the paper's
     assert all(0.0 <= float(value) <= 1.0 for row in rows for value in row[1:9])
     assert "3 steps ran, 0 were cached" in printed.out
     assert "[instrec] render notes" in printed.err and "[instrec] cell 3/3" in printed.err
