@@ -336,14 +336,11 @@ def render_stems(
         )
     # produced with the pre-roll (a compressor's state, the room's tails), then cut
     return np.stack(
-        [_mono(_produced(stem, studio, part)[skip:], samples) for part, stem in enumerate(stereo)]
+        [
+            _mono(production.process_part(stem, IRMAS_RATE, studio, part)[skip:], samples)
+            for part, stem in enumerate(stereo)
+        ]
     )
-
-
-def _produced(stem: np.ndarray, studio: production.Production, part: int) -> np.ndarray:
-    """The part through its channel strip and room; a silent part stays silent (the
-    compressor, its threshold set under a silent part's peak, would turn it into NaN)."""
-    return production.process_part(stem, IRMAS_RATE, studio, part) if stem.any() else stem
 
 
 def mix_stems(stems: np.ndarray, targets_lufs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
