@@ -116,6 +116,7 @@ SPLIT_FOLDERS = {
 _INSTRUMENT_STREAM, _TIMBRE_STREAM, _VELOCITY_STREAM = 11, 13, 17
 _PERFORMANCE_STREAM = 19  # each part's performance (instrec.synth.performance)
 _GROOVE_STREAM, _COMPING_STREAM = 23, 31  # the song's drum groove and comping parts
+_PRODUCTION_STREAM = 29  # the song's production (instrec.synth.production)
 
 
 @dataclass(frozen=True)
@@ -605,7 +606,7 @@ def render_song(task: SongTask) -> SongResult:
     shortest = lengths[0] if task.split == "train" else task.test_seconds[0]
     studio = production.draw(  # a stream of its own: existing draws stay as they were
         task.production,
-        np.random.default_rng([task.seed, task.number, 29]),
+        np.random.default_rng([task.seed, task.number, _PRODUCTION_STREAM]),
         parts=len(voices) + 1,  # drums last, drawn with or without a kit
         excerpts=len(task.paths),
     )

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from instrec.synth.options import parse_named
+from instrec.synth.options import log_uniform_of, parse_named
 from instrec.synth.timbre import played_through, shelves
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def parse_options(names: Sequence[str]) -> tuple[str, ...]:
 def draw(options: Sequence[str], rng: np.random.Generator, parts: int, excerpts: int) -> Production:
     """A song's production for `parts` parts and `excerpts` excerpts: every value drawn in
     a fixed order, the chosen ones kept."""
-    log_uniform = lambda low, high: float(np.exp(rng.uniform(np.log(low), np.log(high))))  # noqa: E731
+    log_uniform = log_uniform_of(rng)
     room = (float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.1, 0.9)))
     bus = Bus(
         float(rng.uniform(-3, 3)),

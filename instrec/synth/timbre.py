@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from instrec.synth.options import parse_named
+from instrec.synth.options import log_uniform_of, parse_named
 
 if TYPE_CHECKING:
     import pedalboard
@@ -69,7 +69,7 @@ def parse_options(names: Sequence[str]) -> tuple[str, ...]:
 
 def draw(options: Sequence[str], rng: np.random.Generator) -> Timbre:
     """A part's variation: every value drawn in a fixed order, the chosen ones kept."""
-    log_uniform = lambda low, high: float(np.exp(rng.uniform(np.log(low), np.log(high))))  # noqa: E731
+    log_uniform = log_uniform_of(rng)
     values: dict[str, object] = {
         "eq": (
             float(rng.uniform(-6, 6)),
