@@ -236,18 +236,21 @@ def run(args: argparse.Namespace) -> int:
         "progress": not args.no_progress,
     }
     composers = MULTIPART_COMPOSERS if args.composers == "all" else args.composers.split(",")
+    music = {  # what corpus and ensembles share
+        "composers": composers,
+        "timbre_options": args.timbre.split(","),
+        "performance_options": args.performance.split(","),
+        "production_options": args.production.split(","),
+        "drums": args.drums,
+    }
     if args.kind == "corpus":
         out = corpus.render_corpus(
             args.out,
             renditions=args.renditions,
             seconds=args.seconds,
-            composers=composers,
             exclude_from=args.exclude_from,
             valid_share=args.valid_share,
-            timbre_options=args.timbre.split(","),
-            performance_options=args.performance.split(","),
-            production_options=args.production.split(","),
-            drums=args.drums,
+            **music,
             **common,
         )
         manifest = corpus.MANIFEST
@@ -275,15 +278,11 @@ def run(args: argparse.Namespace) -> int:
             train_excerpts=args.train_excerpts,
             test_excerpts=args.test_excerpts,
             test_seconds=tuple(args.test_seconds),
-            composers=composers,
             background_db=args.background_db,
-            drums=args.drums,
-            timbre_options=args.timbre.split(","),
-            performance_options=args.performance.split(","),
-            production_options=args.production.split(","),
             holdout_share=args.holdout_share,
             family_seed=args.family_seed,
             cross_source_songs=args.cross_source_songs,
+            **music,
             **common,
         )
         manifest = "render-ensembles.json"
