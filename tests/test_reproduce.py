@@ -140,6 +140,57 @@ def test_shared_cells_are_planned_once(stores: gr.Stores) -> None:
     assert (augment.mixup_p, augment.effects_ratio, augment.concat_p) == (0, 0, 0.5)
 
 
+def test_widths_scales_both_sharesnets_by_one_two_and_four() -> None:
+    rows = presets.experiment_rows("widths", "resnet34")  # not the preset's backbone
+    assert rows == [
+        presets.Recipe("all", model, width=w)
+        for model in ("sharesnet18", "sharesnet34")
+        for w in (1.0, 2.0, 4.0)
+    ]
+    assert [r.backbone for r in rows[:3]] == ["sharesnet18", "sharesnet18x2", "sharesnet18x4"]
+
+
+def test_wider_cells_are_wide_in_both_stages_and_width_one_keeps_its_cells(
+    stores: gr.Stores,
+) -> None:
+    grid = gr.plan_grid(["table2", "fig7", "widths"], TINY, [0], stores)
+    widths = grid.rows["widths"]
+    assert len({cells[0].key for cells in widths.values()}) == 6
+    # x1: Table II's and Fig. 7's cell, with no new override or label
+    one = widths[presets.Recipe("all", TINY_MODEL, width=1.0)][0]
+    assert one == grid.rows["table2"][presets.Recipe("all", TINY_MODEL)][0]
+    assert one == grid.rows["fig7"][presets.Recipe("all", TINY_MODEL)][0]
+    assert one.overrides == (f"model.name={TINY_MODEL}", "seed=0", "data.fraction=1.0")
+    assert one.label == f"{TINY_MODEL}-pre-all-f1-s0" and one.init is not None
+    assert one.init.label == f"{TINY_MODEL}-all-s0"
+    # x2 of the tiny preset's 0.5: width 1.0 in the pre-training and the fine-tuning
+    two = widths[presets.Recipe("all", TINY_MODEL, width=2.0)][0]
+    assert two.init is not None and two.init.key != one.init.key
+    for cell in (two, two.init):
+        assert "model.options.width_multiplier=1.0" in cell.overrides
+        assert cell.config().model.options["width_multiplier"] == 1.0
+    assert two.label == f"{TINY_MODEL}x2-pre-all-f1-s0"
+    assert two.init.label == f"{TINY_MODEL}x2-all-s0"
+    four = widths[presets.Recipe("all", "sharesnet34", width=4.0)][0]
+    assert four.config().model.options["width_multiplier"] == 2.0
+    assert four.name.startswith("sharesnet34x4-pre-all-f1-s0-")
+
+
+def test_the_real_evaluation_counts_parameters_and_macs_per_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import instrec.evaluate
+    from instrec.model.io import save_model_file
+    from instrec.model.zoo import build_model, count_macs, count_parameters
+
+    model = build_model("sharesnet18", width_multiplier=0.25, sinc_filters=8, sinc_stride=64)
+    path = save_model_file(tmp_path / "m.pt", model, IRMAS_CLASSES, threshold=0.5)
+    monkeypatch.setattr(instrec.evaluate, "evaluate_model", lambda *a, **k: {"f1_micro": 0.5})
+    metrics = gr._real_evaluate(path, tmp_path, tmp_path / "eval", "validation", tmp_path, "auto")
+    assert metrics["parameters"] == count_parameters(model)
+    assert metrics["macs_per_second"] == count_macs(model, 1.0, 16_000) > 0
+
+
 def test_cache_keys_are_stable_and_follow_every_setting(stores: gr.Stores) -> None:
     def names(seeds: list[int], overrides: tuple[str, ...] = ()) -> list[str]:
         grid = gr.plan_grid(["fig4"], TINY, seeds, stores, (0.5, 1.0), overrides)

@@ -10,6 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from instrec import report
 from instrec.experiments import report as rr
 from instrec.experiments.presets import Recipe
 from instrec.model.zoo import MODEL_NAMES
@@ -50,6 +53,37 @@ def test_figures_and_their_tables_are_written(tmp_path: Path) -> None:
     assert (tmp_path / "fig7_f1_vs_params.png").is_file()
     assert "| resnet34 | 5,000 | 0.500 | 1 | 0.674 (1.3 M) |" in text
     assert "| resnet18 | – | – | 0 | – |" in text
+
+
+def test_widths_shows_what_each_width_costs_and_plots_a_line_per_backbone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def costed(params: int, macs: int, *f1: float) -> list[dict[str, Any]]:
+        return [{**run, "parameters": params, "macs_per_second": macs} for run in runs(*f1)]
+
+    rows = {
+        Recipe("all", "sharesnet18", width=1.0): costed(519_301, 384_601_600, 0.5, 0.6),
+        Recipe("all", "sharesnet18", width=2.0): costed(2_041_333, 1_495_642_624, 0.7),
+        Recipe("all", "sharesnet34", width=1.0): [{"f1_micro": 0.6, "lrap": 0.8}],  # older
+        Recipe("all", "sharesnet34", width=4.0): [],  # not finished
+    }
+    plotted: list[Any] = []
+    plot = report.f1_vs_params_plot
+
+    def recording(groups: Any, *args: Any, **kwargs: Any) -> Path:
+        plotted.append(groups)
+        return plot(groups, *args, **kwargs)
+
+    monkeypatch.setattr(report, "f1_vs_params_plot", recording)
+    text = rr.experiment_markdown("widths", rows, tmp_path, "tiny preset")
+    assert "| backbone | width | parameters | MACs per 1 s of audio | F1-micro | LRAP |" in text
+    assert "| sharesnet18 | ×1 | 519,301 | 0.385G | 0.550 ± 0.071 | 0.750 ± 0.071 | 2 |" in text
+    assert "| sharesnet18 | ×2 | 2,041,333 | 1.5G | 0.700 | 0.900 | 1 |" in text
+    assert "| sharesnet34 | ×1 | – | – | 0.600 | 0.800 | 1 |" in text
+    assert "| sharesnet34 | ×4 | – | – | – | – | 0 |" in text
+    assert (tmp_path / "widths_f1_vs_params.png").stat().st_size > 1000
+    assert "](widths_f1_vs_params.png)" in text
+    assert plotted == [{"sharesnet18": {"×1": (519_301.0, 0.55), "×2": (2_041_333.0, 0.7)}}]
 
 
 def test_report_marks_the_papers_numbers_and_says_how_it_was_made(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ weights:
     OUT/cells/pretrain/<model>-<augmentations>-s<seed>-<key>/run/model.pt
     OUT/cells/pretrain/<model>-music|notes-half|notes+music-s<seed>-<key>/run/model.pt
     OUT/cells/finetune/<model>-<init>-f<fraction>-s<seed>-<key>/run/model.pt
+    (<model> is e.g. sharesnet18x2 for a model twice the preset's width: `widths`)
     OUT/cells/finetune/<...>/eval-<threshold protocol>-<data key>/metrics.json
     OUT/cells/finetune/<...>/eval-cross-source-model|valid-<data key>/metrics.json
 
@@ -276,8 +277,21 @@ class Planner:
         items = self.notes_store.indices("train", config.data.fraction, config.seed)
         return config.trainer.epochs, items.size // config.trainer.batch_size
 
+    @functools.cached_property
+    def base_width(self) -> float:
+        """The preset's model width multiplier (with the overrides): what `widths` scales."""
+        options = load_config(self.preset.pretrain, self.overrides).model.options
+        return float(options.get("width_multiplier", 1.0))
+
+    def width_overrides(self, recipe: Recipe) -> tuple[str, ...]:
+        """A wider recipe's model width; none at width 1, so those cells keep their keys."""
+        if recipe.width == 1:
+            return ()
+        return (f"model.options.width_multiplier={self.base_width * recipe.width!r}",)
+
     def finetune_cell(self, recipe: Recipe, seed: int) -> Cell:
-        common = (*self.overrides, f"model.name={recipe.model}", f"seed={seed}")
+        backbone = (f"model.name={recipe.model}", *self.width_overrides(recipe))
+        common = (*self.overrides, *backbone, f"seed={seed}")
         init = None if recipe.pretrain is None else self.pretrain_cell(recipe, seed, common)
         tag = "scratch" if init is None else f"pre-{recipe.init.replace('+', '-')}"
         return Cell(
@@ -286,7 +300,7 @@ class Planner:
             (*common, f"data.fraction={recipe.fraction}"),
             str(self.stores.music),
             self.music_digest,
-            f"{recipe.model}-{tag}-f{recipe.fraction:g}-s{seed}",
+            f"{recipe.backbone}-{tag}-f{recipe.fraction:g}-s{seed}",
             init,
         )
 
@@ -295,20 +309,21 @@ class Planner:
         assert recipe.pretrain is not None
         notes = (*common, *ABLATIONS[recipe.pretrain])
         epochs, per_epoch = self.notes_steps(notes)
+        name = recipe.backbone
         if recipe.data == "notes":
-            return self._notes_cell(notes, epochs, f"{recipe.model}-{recipe.pretrain}-s{seed}")
+            return self._notes_cell(notes, epochs, f"{name}-{recipe.pretrain}-s{seed}")
         if recipe.data == "music":
-            return self._music_cell(common, epochs * per_epoch, f"{recipe.model}-music-s{seed}")
+            return self._music_cell(common, epochs * per_epoch, f"{name}-music-s{seed}")
         if epochs < 2:
             raise InstrecError(
                 f"the notes-then-music chain splits the pre-training's epochs: it needs "
                 f"trainer.epochs of 2 or more (got {epochs})"
             )
         half = self._notes_cell(
-            notes, epochs // 2, f"{recipe.model}-notes-half-s{seed}", self._warmup(epochs // 2)
+            notes, epochs // 2, f"{name}-notes-half-s{seed}", self._warmup(epochs // 2)
         )
         rest = (epochs - epochs // 2) * per_epoch
-        return self._music_cell(common, rest, f"{recipe.model}-notes+music-s{seed}", half)
+        return self._music_cell(common, rest, f"{name}-notes+music-s{seed}", half)
 
     def _warmup(self, epochs: int) -> tuple[str, ...]:
         """Warm-up over the note pre-training's share of a stage of `epochs` epochs."""
@@ -371,10 +386,11 @@ def _real_finetune(config: Config, data: Path, init: str, out: Path, resume: boo
 def _real_evaluate(
     model: Path, test: Path, out: Path, threshold_from: str, validation: Path, split: str
 ) -> dict[str, Any]:
-    """evaluate_model's metrics plus the model's trainable parameter count (Fig. 7)."""
+    """evaluate_model's metrics plus the model's trainable parameter count and its
+    multiply-accumulates on one second of audio (Fig. 7, `widths`)."""
     from instrec.evaluate import evaluate_model
     from instrec.model.io import load_model_file
-    from instrec.model.zoo import count_parameters
+    from instrec.model.zoo import count_macs, count_parameters
 
     metrics = evaluate_model(
         model,
@@ -386,7 +402,9 @@ def _real_evaluate(
         tsne_points=0,
         force=True,
     )
-    metrics["parameters"] = count_parameters(load_model_file(model).model)
+    network = load_model_file(model).model
+    metrics["parameters"] = count_parameters(network)
+    metrics["macs_per_second"] = count_macs(network, 1.0, network.config.sample_rate)
     return metrics
 
 

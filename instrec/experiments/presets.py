@@ -1,9 +1,10 @@
 """What the paper ran, at three scales: experiments, their rows (`Recipe`) and presets.
 
 An experiment (Table II, Table III, Fig. 3, Fig. 4, Fig. 7, Table IV, and beyond the
-paper `init`: initialisations at equal pre-training compute) is a set of rows; a row is a
-`Recipe` (initial weights, backbone, share of the fine-tuning data) run once per seed. A
-`Preset` is a scale: its training configs and how much data it renders.
+paper `widths`: Fig. 7's ShaResNets made wider, and `init`: initialisations at equal
+pre-training compute) is a set of rows; a row is a `Recipe` (initial weights, backbone,
+its width, share of the fine-tuning data) run once per seed. A `Preset` is a scale: its
+training configs and how much data it renders.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Any
 from instrec.errors import InstrecError
 from instrec.model.zoo import MODEL_NAMES
 
-EXPERIMENTS = ("table2", "fig3", "table3", "fig4", "fig7", "table4", "init")
+EXPERIMENTS = ("table2", "fig3", "table3", "fig4", "fig7", "widths", "table4", "init")
+# `widths`: these backbones at these multiples of the preset's width, on the same data
+WIDE_MODELS = ("sharesnet18", "sharesnet34")
+WIDTHS = (1.0, 2.0, 4.0)
 # The paper's future work, measured: random / notes / rendered music / notes then music,
 # every pre-training the same number of optimiser steps; then Fig. 4's curve (one seed)
 # for the best two, planned once their scores are in (a follow-up of "init")
@@ -106,6 +110,12 @@ class Recipe:
     model: str  # backbone (instrec.model.zoo name)
     fraction: float = 1.0  # share of the fine-tuning songs
     data: str = "notes"  # what it pre-trains on (PRETRAIN_DATA)
+    width: float = 1.0  # times the preset's model width, in pre-training and fine-tuning
+
+    @property
+    def backbone(self) -> str:
+        """The backbone as cell labels name it: the model, then its width unless 1."""
+        return self.model if self.width == 1 else f"{self.model}x{self.width:g}"
 
     @property
     def init(self) -> str:
@@ -129,6 +139,8 @@ def experiment_rows(
         return [Recipe(init, model, f) for init in (None, "all") for f in sorted(fractions)]
     if experiment == "fig7":
         return [Recipe("all", name) for name in MODEL_NAMES]
+    if experiment == "widths":
+        return [Recipe("all", name, width=w) for name in WIDE_MODELS for w in WIDTHS]
     if experiment == "init":
         return [Recipe(None, model), *(Recipe("all", model, 1.0, data) for data in PRETRAIN_DATA)]
     raise InstrecError(f"unknown experiment {experiment!r} (known: {', '.join(EXPERIMENTS)})")

@@ -2,8 +2,9 @@
 
 An experiment's rows (recipe -> the metrics of its finished seeds) become a Markdown table
 of mean ± sample std over seeds beside the paper's numbers, and for Fig. 3, 4 and 7 a PNG
-too; `init` (initialisations at equal pre-training compute) and its Fig. 4-style curve
-for the best two are beyond the paper. `write_report` gathers every experiment into
+too; `widths` (Fig. 7's ShaResNets made wider, with their parameters and MACs), `init`
+(initialisations at equal pre-training compute) and its Fig. 4-style curve for the best
+two are beyond the paper. `write_report` gathers every experiment into
 OUT/report.md, one OUT/<experiment>.md per experiment and OUT/results.json; it is rerun
 after every grid run, a view of the cells.
 """
@@ -252,29 +253,68 @@ def fraction_curve(
     return report.markdown_table(["fine-tuning data", *(f"F1-micro, {n}" for n in names)], body)
 
 
+# the F1-vs-parameters plots' points: line -> point label -> (parameters, mean F1-micro)
+Points = dict[str, dict[str, tuple[float, float]]]
+
+
+def _model_count(runs: Sequence[Mapping[str, Any]], key: str) -> int | None:
+    """A count of the row's model (the same in every seed: parameters, MACs); None where
+    no seed has it (metrics of an older instrec)."""
+    counts = [int(run[key]) for run in runs if key in run]
+    return counts[0] if counts else None
+
+
+def _thousands(count: int | None) -> str:
+    return "–" if count is None else f"{count:,}"
+
+
+def _giga(count: int | None) -> str:
+    return "–" if count is None else f"{count / 1e9:.3g}G"
+
+
+def _add_point(points: Points, line: str, label: str, runs: Sequence[Mapping[str, Any]]) -> None:
+    """A row's (parameters, mean F1-micro) on `line`, where its seeds counted parameters."""
+    params = _model_count(runs, "parameters")
+    if params is not None:
+        mean = float(np.mean([float(run["f1_micro"]) for run in runs]))
+        points.setdefault(line, {})[label] = (float(params), mean)
+
+
+def _params_plot(points: Points, path: Path, title: str) -> None:
+    if points:
+        report.f1_vs_params_plot(points, path, title=title)
+
+
 def fig7(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path) -> str:
     """Fig. 7: F1-micro against trainable parameters for the six backbones."""
-    groups: dict[str, dict[str, tuple[float, float]]] = {}
+    points: Points = {}
     body = []
     for recipe, runs in rows.items():
-        params = [int(run["parameters"]) for run in runs if "parameters" in run]
-        body.append(
-            [
-                recipe.model,
-                f"{params[0]:,}" if params else "–",
-                _cells(runs, "f1_micro"),
-                len(runs),
-                PAPER_FIG7.get(recipe.model, "–"),
-            ]
-        )
-        if params:
-            family = "ShaResNet" if recipe.model.startswith("sharesnet") else "ResNet"
-            mean = float(np.mean([float(run["f1_micro"]) for run in runs]))
-            groups.setdefault(family, {})[recipe.model] = (float(params[0]), mean)
-    if groups:
-        report.f1_vs_params_plot(groups, out / "fig7_f1_vs_params.png")
+        params = _model_count(runs, "parameters")
+        paper = PAPER_FIG7.get(recipe.model, "–")
+        body.append([recipe.model, _thousands(params), _cells(runs, "f1_micro"), len(runs), paper])
+        family = "ShaResNet" if recipe.model.startswith("sharesnet") else "ResNet"
+        _add_point(points, family, recipe.model, runs)
+    _params_plot(points, out / FIGURES["fig7"], "F1-micro vs trainable parameters")
     header = ["backbone", "parameters", "F1-micro", "seeds", "paper: F1-micro (parameters)"]
     return report.markdown_table(header, body)
+
+
+def widths(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], out: Path) -> str:
+    """Wider ShaResNets on the same data: what each width costs (parameters, MACs per
+    second of audio) beside what it scores; the figure has one line per backbone."""
+    points: Points = {}
+    body = []
+    for recipe, runs in rows.items():
+        width = f"×{recipe.width:g}"
+        params = _thousands(_model_count(runs, "parameters"))
+        macs = _giga(_model_count(runs, "macs_per_second"))
+        scores = [_cells(runs, "f1_micro"), _cells(runs, "lrap")]
+        body.append([recipe.model, width, params, macs, *scores, len(runs)])
+        _add_point(points, recipe.model, width, runs)
+    _params_plot(points, out / FIGURES["widths"], "Wider ShaResNets: F1-micro vs parameters")
+    header = ["backbone", "width", "parameters", "MACs per 1 s of audio", "F1-micro", "LRAP"]
+    return report.markdown_table([*header, "seeds"], body)
 
 
 def table4(rows: Mapping[Recipe, Sequence[Mapping[str, Any]]], setting: str) -> str:
@@ -296,6 +336,7 @@ SECTIONS = {
     "table3": "Table III: pre-training augmentation ablations",
     "fig4": "Fig. 4: share of the fine-tuning data",
     "fig7": "Fig. 7: F1 vs trainable parameters",
+    "widths": "Beyond the paper: wider ShaResNets (width multipliers)",
     "table4": "Table IV: our numbers beside the paper's",
     "init": "Beyond the paper: initialisations at equal pre-training compute",
     INIT_CURVE: "Beyond the paper: share of the fine-tuning data for the best two "
@@ -305,6 +346,7 @@ FIGURES = {
     "fig3": "fig3_per_class_f1.png",
     "fig4": "fig4_f1_vs_fraction.png",
     "fig7": "fig7_f1_vs_params.png",
+    "widths": "widths_f1_vs_params.png",
     INIT_CURVE: "init_f1_vs_fraction.png",
 }
 
@@ -321,7 +363,8 @@ def experiment_markdown(
         return table4(rows, setting)
     if experiment == "init":
         return init_table(rows)
-    text = {"fig3": fig3, "fig4": fig4, "fig7": fig7, INIT_CURVE: init_curve}[experiment](rows, out)
+    figures = {"fig3": fig3, "fig4": fig4, "fig7": fig7, "widths": widths, INIT_CURVE: init_curve}
+    text = figures[experiment](rows, out)
     if (out / FIGURES[experiment]).is_file():
         text += f"\n![{SECTIONS[experiment]}]({FIGURES[experiment]})\n"
     return text
@@ -385,6 +428,7 @@ def write_report(
                 "init": recipe.init,
                 "model": recipe.model,
                 "fraction": recipe.fraction,
+                "width": recipe.width,
                 "seeds": len(runs),
                 **{m: [float(run[m]) for run in runs] for m in METRICS},
                 **_cross_summary(runs),

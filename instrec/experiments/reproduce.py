@@ -194,9 +194,10 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         default=",".join(EXPERIMENTS),
         help="comma-separated: table2 (random vs pre-trained), fig3 (per-instrument F1), "
         "table3 (augmentation ablations), fig4 (share of fine-tuning data), fig7 (the six "
-        "backbones), table4 (ours beside the paper's), init (random / notes / rendered "
-        "music / notes then music at equal pre-training steps, and the best two's data "
-        "curve)",
+        "backbones), widths (ShaResNet18/34 at x1, x2, x4 the preset's width: parameters, "
+        "MACs per second of audio, scores), table4 (ours beside the paper's), init "
+        "(random / notes / rendered music / notes then music at equal pre-training steps, "
+        "and the best two's data curve)",
     )
     scales = "; ".join(f"{p.name}: {p.about}" for p in PRESETS.values())
     parser.add_argument("--preset", choices=tuple(PRESETS), default="tiny", help=scales)
