@@ -1,13 +1,22 @@
 """Put a trained model into the package as a shipped model (a maintainer's tool).
 
+    .venv/bin/python scripts/ship_model.py --from-reproduce OUT --name NAME [--card extra.json]
+        [--default]
     .venv/bin/python scripts/ship_model.py RUN/model.pt --name NAME --card card.json \
         [--threshold T] [--default]
+
+The first form ships the model of `instrec reproduce --preset ship --seeds 1 --out OUT`:
+its threshold is the one its cross-source benchmark's valid songs chose (instrument
+families no training data plays), and its card is measured here: F1 and LRAP on the
+in-source test songs at that threshold, on the cross-source test songs, and the top-1
+accuracy on solos played by held-out family members. The second form ships any model
+file with a card written by hand.
 
 Writes instrec/weights/NAME.pt (the model file, with the shipped threshold) and
 instrec/weights/NAME.onnx (exported and verified against PyTorch), and lists them in
 instrec/weights/models.json with their sha256 and the card (architecture, parameters, what
-it was trained on, measured scores, tagging speed: the JSON object in card.json, whose
-parameter count is filled in here). An existing entry of that name is replaced.
+it was trained on, measured scores, tagging speed), whose parameter count is filled in
+here. An existing entry of that name is replaced.
 """
 
 from __future__ import annotations
@@ -15,12 +24,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import tempfile
 from pathlib import Path
+from typing import Any
 
+from instrec.errors import InstrecError
 from instrec.export.onnx_graph import export_onnx
+from instrec.labels import IRMAS_CLASSES
 from instrec.model.io import load_model_file, save_model_file
 from instrec.model.registry import MANIFEST, weights_folder
 from instrec.model.zoo import count_parameters
+
+SOLO_SECONDS, SOLO_RATE = 4.0, 44_100  # as tests/test_shipped_model.py plays them
+SCORE_KEYS = ("f1_micro", "f1_macro", "lrap")
 
 
 def ship(model: Path, name: str, card: dict, threshold: float | None, default: bool) -> Path:
@@ -48,20 +64,119 @@ def ship(model: Path, name: str, card: dict, threshold: float | None, default: b
     return manifest_path
 
 
+def shipped_cell(out: Path) -> Path:
+    """The one finished fine-tuning of a `reproduce --experiments ship --seeds 1` run."""
+    cells = sorted(p.parents[1] for p in (out / "cells" / "finetune").glob("*/run/model.pt"))
+    if len(cells) != 1:
+        found = ", ".join(p.name for p in cells) or "none"
+        raise InstrecError(
+            f"{out}: expected exactly one finished fine-tuning (reproduce --preset ship "
+            f"--seeds 1), found {found}"
+        )
+    return cells[0]
+
+
+def _metrics(cell: Path, evaluation: str) -> dict[str, Any]:
+    """metrics.json of the cell's one evaluation `evaluation` (e.g. cross-source-valid)."""
+    found = sorted(cell.glob(f"eval-{evaluation}-*/metrics.json"))
+    if len(found) != 1:
+        raise InstrecError(
+            f"{cell}: expected one eval-{evaluation}-*/metrics.json, found {len(found)}"
+        )
+    metrics: dict[str, Any] = json.loads(found[0].read_text(encoding="utf-8"))
+    return metrics
+
+
+def _scores(metrics: dict[str, Any]) -> dict[str, float]:
+    scores = {key: round(float(metrics[key]), 3) for key in SCORE_KEYS}
+    return {**scores, "best_f1_micro": round(float(metrics["sweep"]["best_f1_micro"]), 3)}
+
+
+def _set_name(metrics: dict[str, Any], what: str) -> str:
+    return f"{what} ({metrics['data']['items']} files)"
+
+
+def solo_accuracy(model: Path, families: Path) -> tuple[float, dict[str, str]]:
+    """Top-1 accuracy on one solo per class, each played by a member of a family the
+    training never heard; and which member played each class."""
+    from instrec.synth.solos import held_out_members, render_solo
+    from instrec.tagging import load_model
+
+    tagger = load_model(model)
+    members = held_out_members(families)
+    hits = []
+    for code, member in members.items():
+        audio = render_solo(code, SOLO_SECONDS, SOLO_RATE, member=member)
+        probabilities = tagger.predict(audio, sr=SOLO_RATE).probabilities
+        hits.append(max(probabilities, key=probabilities.__getitem__) == code)
+    return sum(hits) / len(hits), members
+
+
+def card_from_reproduce(out: Path) -> tuple[Path, float, dict[str, Any]]:
+    """(model file, shipped threshold, card) of a `reproduce --preset ship` run in `out`."""
+    from instrec.evaluate import evaluate_model
+    from instrec.experiments.stores import BENCHMARK_FOLDER
+    from instrec.synth.benchmark import families_file
+
+    cell = shipped_cell(out)
+    model = cell / "run" / "model.pt"
+    described = json.loads((cell / "cell.json").read_text(encoding="utf-8"))
+    cross = _metrics(cell, "cross-source-valid")
+    in_source = _metrics(cell, "validation")
+    threshold = float(cross["threshold"])
+    with tempfile.TemporaryDirectory() as scratch:
+        at_shipped = evaluate_model(
+            model, in_source["data"]["store"], Path(scratch) / "eval", threshold, tsne_points=0
+        )
+    at_shipped["sweep"] = in_source["sweep"]  # the same files: the same best threshold
+    families = families_file(Path(cross["data"]["store"]).parent / BENCHMARK_FOLDER)
+    accuracy, members = solo_accuracy(model, families)
+    architecture = load_model_file(model).model.config
+    wide = "" if architecture.width_multiplier == 1 else f" x{architecture.width_multiplier:g}"
+    card = {
+        "architecture": f"{architecture.arch}{wide}, {architecture.sinc_filters} sinc filters, "
+        "the authors' fine-tuning head",
+        "trained_on": "rendered audio only (instrec reproduce --preset ship --seeds 1): "
+        f"config {described['config']} with {' '.join(described['overrides'])}, "
+        f"initialisation {described['init'] or 'random'}",
+        "threshold": f"{threshold:g}: best F1-micro on the cross-source benchmark's valid "
+        "songs (instrument families no training data plays)",
+        "scores": {
+            _set_name(at_shipped, "in-source test"): _scores(at_shipped),
+            _set_name(cross, "cross-source test"): _scores(cross),
+        },
+        "solo_top1_accuracy": round(accuracy, 3),
+        "solo_members": {code: members[code] for code in IRMAS_CLASSES if code in members},
+        "card": "docs/shipped-model.md",
+    }
+    return model, threshold, card
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", type=Path, help="the trained model file (RUN/model.pt)")
+    parser.add_argument("model", type=Path, nargs="?", help="the trained model file (RUN/model.pt)")
+    parser.add_argument("--from-reproduce", type=Path, metavar="OUT", help="a ship preset run")
     parser.add_argument("--name", required=True, help="the name users will type")
-    parser.add_argument("--card", type=Path, required=True, help="card.json: what to list")
+    parser.add_argument(
+        "--card", type=Path, help="card.json: what to list (added to a measured one)"
+    )
     parser.add_argument("--threshold", type=float, default=None, help="the shipped threshold")
     parser.add_argument("--default", action="store_true", help="make it the default model")
     args = parser.parse_args()
-    card = json.loads(args.card.read_text(encoding="utf-8"))
-    print(f"wrote {ship(args.model, args.name, card, args.threshold, args.default)}")
+    extra = {} if args.card is None else json.loads(args.card.read_text(encoding="utf-8"))
+    if (args.model is None) == (args.from_reproduce is None):
+        parser.error("give a model file or --from-reproduce OUT")
+    if args.from_reproduce is not None:
+        model, threshold, card = card_from_reproduce(args.from_reproduce)
+        card = {**card, **extra}
+    else:
+        model, threshold, card = args.model, args.threshold, extra
+    print(json.dumps(card, indent=2))
+    print(f"wrote {ship(model, args.name, card, threshold, args.default)}")
 
 
 if __name__ == "__main__":

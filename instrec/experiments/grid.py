@@ -229,7 +229,7 @@ def plan_grid(
     for experiment in experiments:
         rows[experiment] = {
             recipe: tuple(planner.finetune_cell(recipe, seed) for seed in seeds)
-            for recipe in experiment_rows(experiment, model, fractions)
+            for recipe in experiment_rows(experiment, model, fractions, preset.ship_init)
         }
         if experiment == "init":
             plan = functools.partial(planner.finetune_cell, seed=seeds[0])

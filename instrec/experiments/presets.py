@@ -17,6 +17,9 @@ from instrec.errors import InstrecError
 from instrec.model.zoo import MODEL_NAMES
 
 EXPERIMENTS = ("table2", "fig3", "table3", "fig4", "fig7", "widths", "table4", "init")
+# The shipped model's recipe: one row, the preset's chosen initialisation (Preset.ship_init)
+SHIP = "ship"
+KNOWN_EXPERIMENTS = (*EXPERIMENTS, SHIP)
 # `widths`: these backbones at these multiples of the preset's width, on the same data
 WIDE_MODELS = ("sharesnet18", "sharesnet34")
 WIDTHS = (1.0, 2.0, 4.0)
@@ -26,6 +29,7 @@ WIDTHS = (1.0, 2.0, 4.0)
 INIT_CURVE = "init-fractions"
 CURVE_ROWS = 2
 PRETRAIN_DATA = ("notes", "music", "notes+music")  # what a Recipe pre-trains on
+INITS = ("random", *PRETRAIN_DATA)  # the initialisations `init` compares
 # Table III: pre-training augmentations switched off, as config overrides
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "all": (),
@@ -57,6 +61,8 @@ class Preset:
     # note pre-training's clips x epochs, so the music pre-training sees each clip once
     corpus: dict[str, Any] = field(default_factory=dict)
     cross_source_songs: int = 80  # songs of the cross-source benchmark (half pick thresholds)
+    experiments: tuple[str, ...] = EXPERIMENTS  # what `reproduce --preset NAME` runs
+    ship_init: str = "random"  # the `ship` row's initialisation (an INITS name)
 
 
 PRESETS: dict[str, Preset] = {
@@ -87,6 +93,28 @@ PRESETS: dict[str, Preset] = {
         "1,600 clips",
         pretrain_music="small_pretrain_music",
         corpus={"renditions": 2800, **CORPUS_SOURCES},  # 10 x 34 steps x 64 = 21,760 clips
+    ),
+    "ship": Preset(
+        "ship",
+        "ship_pretrain",
+        "ship_finetune",
+        "ship_scratch",
+        notes={"max_instruments": 160, "pitches": 16, "velocities": (60, 110)},
+        music={
+            "train_songs": 440,
+            "test_songs": 40,
+            "train_excerpts": 6,
+            "test_excerpts": 2,
+            "sources_used": ("all",),
+        },
+        limits={"nsynth": 60000, "irmas-train": 6000, "irmas-test": 500},
+        about="CPU, about three hours: the shipped model's recipe (instrec-base): the small "
+        "preset's model, four times its songs from every installed source, longer "
+        "training; the same cross-source benchmark as the small preset",
+        pretrain_music="ship_pretrain_music",
+        corpus={"renditions": 5600, **CORPUS_SOURCES},
+        experiments=(SHIP,),
+        ship_init="random",
     ),
     "paper": Preset(
         "paper",
@@ -125,8 +153,20 @@ class Recipe:
         return self.pretrain if self.data == "notes" else self.data
 
 
+def init_recipe(init: str, model: str) -> Recipe:
+    """The full-data recipe of an initialisation (an INITS name; notes: all augmentations)."""
+    if init not in INITS:
+        raise InstrecError(f"unknown initialisation {init!r} (known: {', '.join(INITS)})")
+    if init == "random":
+        return Recipe(None, model)
+    return Recipe("all", model, 1.0, init)
+
+
 def experiment_rows(
-    experiment: str, model: str, fractions: Sequence[float] = DEFAULT_FRACTIONS
+    experiment: str,
+    model: str,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    ship_init: str = "random",
 ) -> list[Recipe]:
     """The recipes an experiment compares; `model` is the preset's backbone."""
     if experiment in ("table2", "fig3"):
@@ -142,5 +182,7 @@ def experiment_rows(
     if experiment == "widths":
         return [Recipe("all", name, width=w) for name in WIDE_MODELS for w in WIDTHS]
     if experiment == "init":
-        return [Recipe(None, model), *(Recipe("all", model, 1.0, data) for data in PRETRAIN_DATA)]
-    raise InstrecError(f"unknown experiment {experiment!r} (known: {', '.join(EXPERIMENTS)})")
+        return [init_recipe(init, model) for init in INITS]
+    if experiment == SHIP:
+        return [init_recipe(ship_init, model)]
+    raise InstrecError(f"unknown experiment {experiment!r} (known: {', '.join(KNOWN_EXPERIMENTS)})")

@@ -21,7 +21,7 @@ import numpy as np
 
 from instrec import report
 from instrec.atomic import write_text_atomic
-from instrec.experiments.presets import INIT_CURVE, Recipe
+from instrec.experiments.presets import INIT_CURVE, SHIP, Recipe
 
 # Table III's row names for instrec.experiments.reproduce.ABLATIONS
 ABLATION_LABELS = {
@@ -339,6 +339,7 @@ SECTIONS = {
     "widths": "Beyond the paper: wider ShaResNets (width multipliers)",
     "table4": "Table IV: our numbers beside the paper's",
     "init": "Beyond the paper: initialisations at equal pre-training compute",
+    SHIP: "The shipped model's recipe: the preset's initialisation",
     INIT_CURVE: "Beyond the paper: share of the fine-tuning data for the best two "
     "initialisations (one seed)",
 }
@@ -361,7 +362,7 @@ def experiment_markdown(
         return table3(rows)
     if experiment == "table4":
         return table4(rows, setting)
-    if experiment == "init":
+    if experiment in ("init", SHIP):
         return init_table(rows)
     figures = {"fig3": fig3, "fig4": fig4, "fig7": fig7, "widths": widths, INIT_CURVE: init_curve}
     text = figures[experiment](rows, out)

@@ -32,7 +32,13 @@ from instrec.experiments.grid import (
     run_grid,
     say,
 )
-from instrec.experiments.presets import DEFAULT_FRACTIONS, EXPERIMENTS, PRESETS
+from instrec.experiments.presets import (
+    DEFAULT_FRACTIONS,
+    EXPERIMENTS,
+    KNOWN_EXPERIMENTS,
+    PRESETS,
+    SHIP,
+)
 from instrec.experiments.report import THRESHOLD_PROTOCOLS, write_report
 from instrec.experiments.stores import describe_store, real_stores, rendered_stores
 
@@ -134,11 +140,11 @@ def _described(stores: Stores) -> list[Path]:
 def _check(job: Job) -> None:
     if job.preset not in PRESETS:
         raise InstrecError(f"unknown preset {job.preset!r} (known: {', '.join(PRESETS)})")
-    unknown = [e for e in job.experiments if e not in EXPERIMENTS]
+    unknown = [e for e in job.experiments if e not in KNOWN_EXPERIMENTS]
     if unknown or not job.experiments:
         raise InstrecError(
             f"--experiments: unknown {', '.join(unknown) or '(none given)'} "
-            f"(known: {', '.join(EXPERIMENTS)})"
+            f"(known: {', '.join(KNOWN_EXPERIMENTS)})"
         )
     if (job.nsynth is None) != (job.irmas is None):
         raise InstrecError("real data needs both --nsynth ROOT and --irmas ROOT")
@@ -191,13 +197,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Options of `instrec reproduce`."""
     parser.add_argument(
         "--experiments",
-        default=",".join(EXPERIMENTS),
-        help="comma-separated: table2 (random vs pre-trained), fig3 (per-instrument F1), "
+        help=f"default: the preset's ({','.join(EXPERIMENTS)}; the ship preset: {SHIP}); "
+        "comma-separated: table2 (random vs pre-trained), fig3 (per-instrument F1), "
         "table3 (augmentation ablations), fig4 (share of fine-tuning data), fig7 (the six "
         "backbones), widths (ShaResNet18/34 at x1, x2, x4 the preset's width: parameters, "
         "MACs per second of audio, scores), table4 (ours beside the paper's), init "
         "(random / notes / rendered music / notes then music at equal pre-training steps, "
-        "and the best two's data curve)",
+        f"and the best two's data curve), {SHIP} (the shipped model's recipe: one row, the "
+        "preset's chosen initialisation)",
     )
     scales = "; ".join(f"{p.name}: {p.about}" for p in PRESETS.values())
     parser.add_argument("--preset", choices=tuple(PRESETS), default="tiny", help=scales)
@@ -250,7 +257,8 @@ def job_from_args(args: argparse.Namespace, experiments: str, preset: str, seeds
 
 
 def run(args: argparse.Namespace) -> int:
-    job = job_from_args(args, args.experiments, args.preset, args.seeds)
+    experiments = args.experiments or ",".join(PRESETS[args.preset].experiments)
+    job = job_from_args(args, experiments, args.preset, args.seeds)
     path, outcome, _ = reproduce(job)
     print(path.read_text(encoding="utf-8"))
     return 1 if outcome.failed else 0

@@ -21,6 +21,8 @@ from instrec.errors import InstrecError
 from instrec.experiments.grid import Stores, say
 from instrec.experiments.presets import Preset
 
+BENCHMARK_FOLDER = "rendered-cross-source"  # in OUT/data/PRESET, beside its store
+
 
 def _store_ready(path: Path) -> bool:
     try:
@@ -122,7 +124,7 @@ def _cross_source(data: Path, workers: int, seed: int, songs: int) -> tuple[Path
         render_cross_source,
     )
 
-    rendered = data / "rendered-cross-source"
+    rendered = data / BENCHMARK_FOLDER
     labels = rendered / "labels.csv"  # written once every song is rendered
     if labels.is_file() and families_file(rendered).is_file():
         say(f"rendered cross-source benchmark {rendered}: cached")

@@ -184,7 +184,7 @@ def new_synth() -> Synth:
     return _SYNTH
 
 
-def _playable(instrument: Instrument, keys: set[int]) -> set[int]:
+def playable_keys(instrument: Instrument, keys: set[int]) -> set[int]:
     """The keys among `keys` that the instrument sounds (probed once per process)."""
     unknown = sorted(k for k in keys if (instrument, k) not in _PLAYABLE)
     if unknown and isinstance(instrument, Preset):
@@ -246,7 +246,7 @@ def folded(
         while pitch > high:
             pitch -= 12
         folded.append(ScoreNote(note.onset, note.duration, pitch, note.velocity))
-    playable = _playable(instrument, {n.pitch for n in folded})
+    playable = playable_keys(instrument, {n.pitch for n in folded})
     return tuple((i, n) for i, n in enumerate(folded) if n.pitch in playable)
 
 
