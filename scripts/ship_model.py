@@ -112,6 +112,41 @@ def solo_accuracy(model: Path, families: Path) -> tuple[float, dict[str, str]]:
     return sum(hits) / len(hits), members
 
 
+def tagging_speed(model: Path, seconds: float = 180.0) -> str:
+    """How long its ONNX graph takes to tag a `seconds` file of noise-free tones (the best
+    of three; speed does not depend on the audio), with this machine named."""
+    import os
+    import platform
+    import time
+
+    import numpy as np
+
+    from instrec.tagging import load_model
+
+    with tempfile.TemporaryDirectory() as scratch:
+        graph = Path(scratch) / "model.onnx"
+        export_onnx(model, graph)
+        tagger = load_model(graph)
+        t = np.arange(round(seconds * SOLO_RATE)) / SOLO_RATE
+        song = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            tagger.predict(song, sr=SOLO_RATE)
+            best = min(best, time.perf_counter() - start)
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [
+        line.split(":", 1)[1].strip()
+        for line in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
+        if line.startswith("model name")
+    ]
+    cpu = names[0] if names else platform.machine()
+    return (
+        f"{best:.2f} s to tag {seconds / 60:g} minutes of 44.1 kHz audio after decoding "
+        f"(onnxruntime, {os.cpu_count()} CPU cores, {cpu})"
+    )
+
+
 def card_from_reproduce(out: Path) -> tuple[Path, float, dict[str, Any]]:
     """(model file, shipped threshold, card) of a `reproduce --preset ship` run in `out`."""
     from instrec.evaluate import evaluate_model
@@ -147,6 +182,7 @@ def card_from_reproduce(out: Path) -> tuple[Path, float, dict[str, Any]]:
         },
         "solo_top1_accuracy": round(accuracy, 3),
         "solo_members": {code: members[code] for code in IRMAS_CLASSES if code in members},
+        "speed": tagging_speed(model),
         "card": "docs/shipped-model.md",
     }
     return model, threshold, card

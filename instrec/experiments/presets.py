@@ -108,9 +108,9 @@ PRESETS: dict[str, Preset] = {
             "sources_used": ("all",),
         },
         limits={"nsynth": 60000, "irmas-train": 6000, "irmas-test": 500},
-        about="CPU, about three hours: the shipped model's recipe (instrec-base): the small "
-        "preset's model, four times its songs from every installed source, longer "
-        "training; the same cross-source benchmark as the small preset",
+        about="CPU, about three hours: the shipped model's recipe: the small preset's "
+        "model, four times its songs from every installed source, twice its epochs; the "
+        "small preset's cross-source benchmark",
         pretrain_music="ship_pretrain_music",
         corpus={"renditions": 5600, **CORPUS_SOURCES},
         experiments=(SHIP,),
