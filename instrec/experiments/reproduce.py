@@ -197,14 +197,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Options of `instrec reproduce`."""
     parser.add_argument(
         "--experiments",
-        help=f"default: the preset's ({','.join(EXPERIMENTS)}; the ship preset: {SHIP}); "
-        "comma-separated: table2 (random vs pre-trained), fig3 (per-instrument F1), "
+        help="comma-separated: table2 (random vs pre-trained), fig3 (per-instrument F1), "
         "table3 (augmentation ablations), fig4 (share of fine-tuning data), fig7 (the six "
         "backbones), widths (ShaResNet18/34 at x1, x2, x4 the preset's width: parameters, "
         "MACs per second of audio, scores), table4 (ours beside the paper's), init "
         "(random / notes / rendered music / notes then music at equal pre-training steps, "
         f"and the best two's data curve), {SHIP} (the shipped model's recipe: one row, the "
-        "preset's chosen initialisation)",
+        f"preset's chosen initialisation); None: the preset's own ({','.join(EXPERIMENTS)}; "
+        f"the ship preset: {SHIP})",
     )
     scales = "; ".join(f"{p.name}: {p.about}" for p in PRESETS.values())
     parser.add_argument("--preset", choices=tuple(PRESETS), default="tiny", help=scales)
