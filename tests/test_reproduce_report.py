@@ -46,6 +46,13 @@ def test_figures_and_their_tables_are_written(tmp_path: Path) -> None:
     text = rr.fig4(fractions, tmp_path)
     assert (tmp_path / "fig4_f1_vs_fraction.png").is_file()
     assert "| 10 % | 0.400 ± 0.071 | 0.400 ± 0.071 |" in text
+    # every score of every point, series by series (LRAP is steadier than F1 on small shares)
+    points = text.split("Every score of every point:")[1].splitlines()
+    assert "| random init | 10 % | 0.400 ± 0.071 | 0.300 ± 0.071 | 0.600 ± 0.071 | 2 |" in points
+    assert (
+        points.index("| pre-trained | 100 % | 0.850 ± 0.071 | 0.750 ± 0.071 | 1.050 ± 0.071 | 2 |")
+        == len(points) - 1
+    )
 
     backbones = {Recipe("all", name): runs(0.5) for name in MODEL_NAMES}
     backbones[Recipe("all", "resnet18")] = []  # not finished: a row without numbers

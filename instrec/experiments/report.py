@@ -250,7 +250,27 @@ def fraction_curve(
         [f"{100 * f:g} %", *(cells.get(n, "–") for n in names)]
         for f, cells in sorted(table.items())
     ]
-    return report.markdown_table(["fine-tuning data", *(f"F1-micro, {n}" for n in names)], body)
+    curve = report.markdown_table(["fine-tuning data", *(f"F1-micro, {n}" for n in names)], body)
+    return f"{curve}\nEvery score of every point:\n\n{_points_table(rows, name_of, names)}"
+
+
+def _points_table(
+    rows: Mapping[Recipe, Sequence[Mapping[str, Any]]],
+    name_of: Callable[[Recipe], str],
+    names: Sequence[str],
+) -> str:
+    """A curve's points, one row each (series in `names` order, then by share), with every
+    score the tables report: F1 at a threshold is noisy on small shares, LRAP is not."""
+    cross = has_cross_source(rows)
+    ordered = sorted(
+        rows.items(), key=lambda item: (names.index(name_of(item[0])), item[0].fraction)
+    )
+    body = [
+        [name_of(recipe), f"{100 * recipe.fraction:g} %", *_scores(runs, cross), len(runs)]
+        for recipe, runs in ordered
+    ]
+    header = ["initialisation", "fine-tuning data", *_score_names(cross), "seeds"]
+    return report.markdown_table(header, body)
 
 
 # the F1-vs-parameters plots' points: line -> point label -> (parameters, mean F1-micro)
