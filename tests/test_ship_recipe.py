@@ -18,18 +18,21 @@ from instrec.errors import InstrecError
 from instrec.experiments import grid as gr
 from instrec.experiments import presets
 from instrec.experiments import reproduce as rp
-from instrec.labels import IRMAS_CLASSES
+from instrec.labels import CORPUS_CLASSES, IRMAS_CLASSES
 from instrec.train.config import load_config
 
 SHIP = presets.PRESETS["ship"]
+SILENCE = np.zeros(16_000, dtype=np.float32)
+BATCH = ("trainer.batch_size=2",)  # the fixture's stores hold a few batches
 SMALL = presets.PRESETS["small"]
 
 
-def _store(path: Path, kind: str, classes: tuple[str, ...]) -> Path:
+def _store(path: Path, kind: str, classes: tuple[str, ...], train: int = 4) -> Path:
     with StoreWriter(path, kind, classes) as writer:
-        for i in range(4):
-            entry = Entry(Path(f"{i}.wav"), f"{i}.wav", (i % len(classes),), "train", i)
-            writer.add(entry, [np.zeros(16_000, dtype=np.float32)], [{}])
+        for i in range(train + 2):
+            split = "train" if i < train else "valid"
+            labels = (i % len(classes),)
+            writer.add(Entry(Path(f"{i}.wav"), f"{i}.wav", labels, split, i), [SILENCE], [{}])
         writer.finish(16_000, {})
     return path
 
@@ -37,9 +40,10 @@ def _store(path: Path, kind: str, classes: tuple[str, ...]) -> Path:
 @pytest.fixture
 def stores(tmp_path: Path) -> gr.Stores:
     return gr.Stores(
-        _store(tmp_path / "notes", "nsynth", ("a", "b")),
+        _store(tmp_path / "notes", "nsynth", ("a", "b"), train=8),
         _store(tmp_path / "music", "irmas-train", IRMAS_CLASSES),
         _store(tmp_path / "test", "irmas-test", IRMAS_CLASSES),
+        _store(tmp_path / "corpus", "corpus", CORPUS_CLASSES, train=40),
     )
 
 
@@ -65,12 +69,12 @@ def test_the_ship_row_is_the_presets_initialisation() -> None:
 def test_the_ship_preset_plans_one_longer_finetuning_of_the_small_model_on_more_songs(
     stores: gr.Stores,
 ) -> None:
-    grid = gr.plan_grid(SHIP.experiments, SHIP, [0], stores)
+    grid = gr.plan_grid(SHIP.experiments, SHIP, [0], stores, overrides=BATCH)
     (cell,) = grid.finetune_cells()
-    config, small = (
-        cell.config(),
-        load_config(SMALL.scratch if cell.init is None else SMALL.finetune),
-    )
+    config = cell.config()
+    small = load_config(SMALL.scratch if cell.init is None else SMALL.finetune)
+    assert cell.init is not None and cell.init.data == str(stores.corpus)  # rendered music
+    assert cell.init.config().trainer.precision == "bf16-mixed"
     assert config.model.name == small.model.name
     assert config.model.options["sinc_filters"] == small.model.options["sinc_filters"]
     assert config.trainer.epochs > 2 * small.trainer.epochs
