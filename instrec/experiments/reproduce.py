@@ -233,7 +233,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     add_job_arguments(parser, "runs/reproduce")
 
 
-def job_from_args(args: argparse.Namespace, experiments: str, preset: str, seeds: int) -> Job:
+def job_from_args(
+    args: argparse.Namespace, experiments: str | None, preset: str, seeds: int
+) -> Job:
+    """The job the options ask for; no experiments: the preset's own."""
+    if experiments is None:
+        experiments = ",".join(PRESETS[preset].experiments if preset in PRESETS else EXPERIMENTS)
     try:
         fractions = tuple(float(f) for f in getattr(args, "fractions", "1").split(","))
     except ValueError:
@@ -257,8 +262,7 @@ def job_from_args(args: argparse.Namespace, experiments: str, preset: str, seeds
 
 
 def run(args: argparse.Namespace) -> int:
-    experiments = args.experiments or ",".join(PRESETS[args.preset].experiments)
-    job = job_from_args(args, experiments, args.preset, args.seeds)
+    job = job_from_args(args, args.experiments, args.preset, args.seeds)
     path, outcome, _ = reproduce(job)
     print(path.read_text(encoding="utf-8"))
     return 1 if outcome.failed else 0
