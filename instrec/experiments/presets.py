@@ -4,7 +4,8 @@ An experiment (Table II, Table III, Fig. 3, Fig. 4, Fig. 7, Table IV, and beyond
 paper `widths`: Fig. 7's ShaResNets made wider, and `init`: initialisations at equal
 pre-training compute) is a set of rows; a row is a `Recipe` (initial weights, backbone,
 its width, share of the fine-tuning data) run once per seed. A `Preset` is a scale: its
-training configs and how much data it renders.
+training configs and how much data it renders; the `ship` preset is the shipped model's
+recipe, whose one experiment (`ship`) is the row of the initialisation it names.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ PRESETS: dict[str, Preset] = {
         "times its songs from every installed source for 40 epochs; the small preset's "
         "cross-source benchmark",
         pretrain_music="ship_pretrain_music",
-        # 20 x 64 steps x 64 = 82 K clips of pre-training: two passes over 40,000 clips
+        # about 20 x 68 steps x 64 = 87 K clips of pre-training: two passes over 40,000
         corpus={"renditions": 4000, **CORPUS_SOURCES},
         experiments=(SHIP,),
         # the init grid's best cross-source F1 at its valid threshold (small preset, 2 seeds:
