@@ -40,9 +40,7 @@ import io
 import logging
 import math
 import os
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 import types
@@ -58,12 +56,12 @@ from model_throughput import matmul_peak, median_seconds
 from torch import nn
 
 from instrec.data.store import ClipStore
+from instrec.machine import cpu_description
 from instrec.model.sincnet import SincConv
 from instrec.model.zoo import Recognizer, build_model, count_macs
 
 SR = 16_000
 CLASSES = 11  # the fine-tuning head's IRMAS classes; the head's size hardly matters here
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")
 OPENMP_SETTINGS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")
 INSTRUMENTS = 16  # classes of the synthetic note stores
 WRONG = 0.05  # a bf16 convolution's error over its largest output; rounding gives ~0.004
@@ -113,22 +111,6 @@ class Report:
 
 
 # ---- the machine ------------------------------------------------------------------------
-
-
-def cpu_description() -> tuple[str, dict[str, bool]]:
-    """(model name, which of CPU_FLAGS it has), from lscpu or else /proc/cpuinfo."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    fields = dict(
-        (key.strip().lower(), value.strip())
-        for key, sep, value in (line.partition(":") for line in text.splitlines())
-        if sep
-    )
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    flags = set(fields.get("flags", "").split())
-    return name, {flag: flag in flags for flag in CPU_FLAGS}
 
 
 def bf16_matmul_rate(quick: bool) -> float:

@@ -30,7 +30,7 @@ from typing import Any
 
 from instrec.errors import InstrecError
 from instrec.export.onnx_graph import export_onnx
-from instrec.labels import IRMAS_CLASSES
+from instrec.machine import cpu_description
 from instrec.model.io import load_model_file, save_model_file
 from instrec.model.registry import MANIFEST, weights_folder
 from instrec.model.zoo import count_parameters
@@ -116,7 +116,6 @@ def tagging_speed(model: Path, seconds: float = 180.0) -> str:
     """How long its ONNX graph takes to tag a `seconds` file of noise-free tones (the best
     of three; speed does not depend on the audio), with this machine named."""
     import os
-    import platform
     import time
 
     import numpy as np
@@ -134,16 +133,11 @@ def tagging_speed(model: Path, seconds: float = 180.0) -> str:
             start = time.perf_counter()
             tagger.predict(song, sr=SOLO_RATE)
             best = min(best, time.perf_counter() - start)
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [
-        line.split(":", 1)[1].strip()
-        for line in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
-        if line.startswith("model name")
-    ]
-    cpu = names[0] if names else platform.machine()
+    cpu, flags = cpu_description()
+    has = " ".join(flag for flag, present in flags.items() if present) or "none"
     return (
         f"{best:.2f} s to tag {seconds / 60:g} minutes of 44.1 kHz audio after decoding "
-        f"(onnxruntime, {os.cpu_count()} CPU cores, {cpu})"
+        f"(onnxruntime, {os.cpu_count()} CPU cores, {cpu}; flags: {has})"
     )
 
 
@@ -181,7 +175,7 @@ def card_from_reproduce(out: Path) -> tuple[Path, float, dict[str, Any]]:
             _set_name(cross, "cross-source test"): _scores(cross),
         },
         "solo_top1_accuracy": round(accuracy, 3),
-        "solo_members": {code: members[code] for code in IRMAS_CLASSES if code in members},
+        "solo_members": members,  # in IRMAS class order
         "speed": tagging_speed(model),
         "card": "docs/shipped-model.md",
     }
