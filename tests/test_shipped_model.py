@@ -17,7 +17,7 @@ from dataset_trees import prepare_store, write_folder_tree
 import instrec
 from instrec.cli import main
 from instrec.model.registry import read_manifest, resolve
-from instrec.synth.solos import SOLO_MODELS, render_solo
+from instrec.synth.solos import SOLO_MODELS, render_solo, top1_hits
 from instrec.tagging import load_model
 
 SOLO_RATE = 44_100
@@ -53,11 +53,9 @@ def test_it_names_solo_instruments_from_unheard_sources_as_its_card_says(card: d
     (a model trained on soundfonts only has heard none of them)."""
     tagger = load_model()
     members = card.get("solo_members", dict.fromkeys(SOLO_MODELS))
-    hits = []
-    for code, member in members.items():
-        solo = render_solo(code, 4.0, SOLO_RATE, member=member)
-        probabilities = tagger.predict(solo, sr=SOLO_RATE).probabilities
-        hits.append(max(probabilities, key=probabilities.__getitem__) == code)
+    hits = top1_hits(
+        lambda audio, sr: tagger.predict(audio, sr=sr).probabilities, members, 4.0, SOLO_RATE
+    )
     assert len(hits) == len(SOLO_MODELS)  # one solo per class
     assert np.mean(hits) >= card["solo_top1_accuracy"] - SOLO_TOLERANCE
 

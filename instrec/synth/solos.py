@@ -21,6 +21,7 @@ can (the register clipped to the keys it plays).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,6 +72,24 @@ def render_solo(
     stereo = render_part(Voice(code, True, player, ()), notes, round(seconds * IRMAS_RATE))
     mono = resample(stereo.mean(axis=1), IRMAS_RATE, sample_rate)[:n_samples]
     return np.pad(mono, (0, n_samples - mono.size))
+
+
+def top1_hits(
+    probabilities_of: Callable[[np.ndarray, int], Mapping[str, float]],
+    members: Mapping[str, str | None],
+    seconds: float = 4.0,
+    sample_rate: int = 44_100,
+) -> list[bool]:
+    """Whether a model (`probabilities_of(audio, sample_rate)`: class -> probability)
+    ranks each class first on its solo, played by `members[class]` (None: its csound
+    voice): the one measure the shipped model's card states and its test checks."""
+    hits = []
+    for code, member in members.items():
+        probabilities = probabilities_of(
+            render_solo(code, seconds, sample_rate, member=member), sample_rate
+        )
+        hits.append(max(probabilities, key=probabilities.__getitem__) == code)
+    return hits
 
 
 def solo_part(
