@@ -21,20 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from instrec.machine import cpu_description
+
 POLICIES = ("ACTIVE", "PASSIVE")
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
 
 
 def cpu_line() -> str:
     """The CPU model and the flags that matter for these numbers."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "lscpu: unavailable"
-    info = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = set(info.get("Flags", "").split())
-    model = info.get("Model name", "?").strip()
-    return f"{model}, {os.cpu_count()} CPUs, flags: {' '.join(f for f in FLAGS if f in flags)}"
+    name, flags = cpu_description()
+    present = " ".join(flag for flag, has in flags.items() if has)
+    return f"{name}, {os.cpu_count()} CPUs, flags: {present}"
 
 
 def one_epoch(store: Path, policy: str, epochs: int) -> float:
