@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from instrec.errors import InstrecError
-from instrec.model.registry import read_manifest, resolve
+from instrec.model.registry import ShippedModel, read_manifest, resolve
+from instrec.model.zoo import shipped_table
 
 
 def _ship(folder: Path, files: dict[str, bytes], default: str | None = "m1") -> Path:
@@ -73,3 +74,27 @@ def test_a_damaged_manifest_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "models.json").write_text("{not json")
     with pytest.raises(InstrecError, match="damaged model manifest"):
         read_manifest(tmp_path)
+
+
+def test_the_models_listing_shows_each_cards_measurements() -> None:
+    """`instrec models` prints what a card measured, and leaves out what it did not."""
+    measured = {
+        "architecture": "sharesnet18",
+        "parameters": 519_173,
+        "trained_on": "rendered audio only",
+        "scores": {"cross-source test (40 files)": {"f1_micro": 0.5, "lrap": 0.75}},
+        "threshold_value": 0.12,
+        "solo_top1_accuracy": 6 / 11,
+        "speed": "1.50 s to tag 3 minutes",
+    }
+    shipped = {
+        "m1": ShippedModel("m1", {}, {}, measured),
+        "m2": ShippedModel("m2", {}, {}, {"architecture": "resnet18", "parameters": 715_141}),
+    }
+    first, second = shipped_table("m1", shipped).splitlines()[2:]
+    assert first == (
+        "* m1: sharesnet18 (519K parameters), trained on rendered audio only; cross-source "
+        "test (40 files): f1_micro 0.500, lrap 0.750; threshold 0.12; solos: top instrument "
+        "right on 55%; 1.50 s to tag 3 minutes"
+    )
+    assert second == "  m2: resnet18 (715K parameters)"

@@ -394,13 +394,26 @@ def shipped_table(default: str | None, shipped: dict[str, ShippedModel]) -> str:
     lines = ["", "shipped models ('instrec predict --model NAME'; * the default):"]
     for model in shipped.values():
         card = model.card
-        scores = "; ".join(
-            f"{test_set}: " + ", ".join(f"{metric} {value:.3f}" for metric, value in values.items())
-            for test_set, values in card.get("scores", {}).items()
-        )
+        trained = f", trained on {card['trained_on']}" if "trained_on" in card else ""
+        measured = [
+            *(
+                f"{test_set}: " + ", ".join(f"{metric} {v:.3f}" for metric, v in values.items())
+                for test_set, values in card.get("scores", {}).items()
+            ),
+            f"threshold {card['threshold_value']:g}" if "threshold_value" in card else "",
+            f"solos: top instrument right on {card['solo_top1_accuracy']:.0%}"
+            if "solo_top1_accuracy" in card
+            else "",
+            card.get("speed", ""),
+        ]
         lines.append(
-            f"{'*' if model.name == default else ' '} {model.name}: {card.get('architecture')} "
-            f"({printed_count(int(card.get('parameters', 0)))} parameters), trained on "
-            f"{card.get('trained_on')}; {scores}; {card.get('speed', '')}".rstrip("; ")
+            "; ".join(
+                [
+                    f"{'*' if model.name == default else ' '} {model.name}: "
+                    f"{card.get('architecture')} "
+                    f"({printed_count(int(card.get('parameters', 0)))} parameters){trained}",
+                    *(part for part in measured if part),
+                ]
+            )
         )
     return "\n".join(lines)
