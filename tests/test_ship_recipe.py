@@ -5,12 +5,14 @@ and scripts/ship_model.py finds that run's model (and nothing ambiguous)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+import torch
 
 from instrec.cli import main
 from instrec.data.store import Entry, StoreWriter
@@ -131,3 +133,89 @@ def test_shipping_finds_the_one_finished_model(tmp_path: Path) -> None:
     (cell / "run" / "model.pt").write_bytes(b"")
     (tmp_path / "cells" / "finetune" / "unfinished" / "run").mkdir(parents=True)
     assert script.shipped_cell(tmp_path) == cell
+
+
+@pytest.mark.slow
+def test_shipping_a_ship_run_measures_its_card_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished ship run's model goes into the package with the threshold its
+    cross-source valid songs chose, and a card measured at that threshold: in-source F1
+    re-scored there, cross-source figures as evaluated, solos of the held-out members."""
+    from instrec.evaluate import evaluate_model
+    from instrec.model.io import load_model_file, save_model_file
+    from instrec.model.registry import read_manifest, resolve
+    from instrec.model.zoo import build_model
+    from instrec.synth.solos import render_solo
+
+    data = tmp_path / "out" / "data" / "ship"
+    solo = render_solo("tru", 2.0, 16_000, seed=1, member="csound:trumpet-fm")
+    with StoreWriter(data / "music-test", "irmas-test", IRMAS_CLASSES) as writer:
+        for k in range(3):
+            entry = Entry(Path(f"{k}.wav"), f"{k}.wav", (8, k), "test", k)
+            writer.add(entry, [np.roll(solo, 4000 * k)], [{}])
+        writer.finish(16_000, {})
+    (data / "rendered-cross-source").mkdir(parents=True)
+    families = {
+        "csound:fm-brass": {
+            "classes": ["tru"],
+            "members": ["csound:trumpet-fm"],
+            "split": "held-out",
+        },
+        "csound:bowed-string": {
+            "classes": ["vio"],
+            "members": ["csound:bowed-wg"],
+            "split": "train",
+        },
+    }
+    (data / "rendered-cross-source" / "families.json").write_text(
+        json.dumps({"catalogue": {}, "families": families})
+    )
+    cell = tmp_path / "out" / "cells" / "finetune" / "sharesnet18-pre-music-f1-s0-0a"
+    torch.manual_seed(0)
+    tiny = build_model("sharesnet18", width_multiplier=0.25, sinc_filters=16, sinc_stride=48)
+    model = save_model_file(cell / "run" / "model.pt", tiny, IRMAS_CLASSES, threshold=0.9)
+    described = {"config": "ship_finetune", "overrides": ["seed=0"], "init": "music-s0"}
+    (cell / "cell.json").write_text(json.dumps(described))
+    cross = {"f1_micro": 0.61, "f1_macro": 0.52, "lrap": 0.73, "threshold": 0.3}
+    for name, metrics in {
+        "eval-cross-source-valid-1": {
+            **cross,
+            "sweep": {"best_f1_micro": 0.66},
+            "data": {"store": str(data / "cross-source"), "items": 39},
+        },
+        "eval-validation-2": {
+            "sweep": {"best_f1_micro": 0.9},
+            "data": {"store": str(data / "music-test"), "items": 3},
+        },
+    }.items():
+        (cell / name).mkdir()
+        (cell / name / "metrics.json").write_text(json.dumps(metrics))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "models.json").write_text(json.dumps({"default": None, "models": {}}))
+    script = _ship_model_script()
+    monkeypatch.setattr(script, "weights_folder", lambda: weights)
+    argv = ["ship_model.py", "--from-reproduce", str(tmp_path / "out"), "--name", "m"]
+    monkeypatch.setattr(sys, "argv", argv)
+    script.main()
+
+    default, shipped = read_manifest(weights)
+    card = shipped["m"].card
+    assert default == "m" and card["threshold_value"] == 0.3
+    assert load_model_file(resolve("m", "pt", folder=weights)).threshold == 0.3
+    assert resolve("m", folder=weights).suffix == ".onnx"  # checked against its digest
+    at_shipped = evaluate_model(model, data / "music-test", tmp_path / "e", 0.3, tsne_points=0)
+    assert card["scores"]["in-source test (3 files)"] == {
+        **{key: round(at_shipped[key], 3) for key in ("f1_micro", "f1_macro", "lrap")},
+        "best_f1_micro": 0.9,
+    }
+    assert card["scores"]["cross-source test (39 files)"] == {
+        "f1_micro": 0.61,
+        "f1_macro": 0.52,
+        "lrap": 0.73,
+        "best_f1_micro": 0.66,
+    }
+    assert card["solo_members"] == {"tru": "csound:trumpet-fm"}  # the held-out family only
+    assert card["solo_top1_accuracy"] in (0.0, 1.0)
+    assert "initialisation music-s0" in card["trained_on"] and "flags:" in card["speed"]
