@@ -109,7 +109,7 @@ PRESETS: dict[str, Preset] = {
             "sources_used": ("all",),
         },
         limits={"nsynth": 60000, "irmas-train": 6000, "irmas-test": 500},
-        about="CPU, about two hours: the shipped model's recipe: the small preset's model "
+        about="CPU, about 1.5 hours: the shipped model's recipe: the small preset's model "
         "(bf16 autocast, channels-last) pre-trained on rendered music, fine-tuned on eight "
         "times its songs from every installed source for 40 epochs; the small preset's "
         "cross-source benchmark",
