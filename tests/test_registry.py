@@ -86,6 +86,7 @@ def test_the_models_listing_shows_each_cards_measurements() -> None:
         "threshold_value": 0.12,
         "solo_top1_accuracy": 6 / 11,
         "speed": "1.50 s to tag 3 minutes",
+        "card": "docs/m1.md",
     }
     shipped = {
         "m1": ShippedModel("m1", {}, {}, measured),
@@ -95,6 +96,6 @@ def test_the_models_listing_shows_each_cards_measurements() -> None:
     assert first == (
         "* m1: sharesnet18 (519K parameters), trained on rendered audio only; cross-source "
         "test (40 files): f1_micro 0.500, lrap 0.750; threshold 0.12; solos: top instrument "
-        "right on 55%; 1.50 s to tag 3 minutes"
+        "right on 55%; 1.50 s to tag 3 minutes; card: docs/m1.md"
     )
     assert second == "  m2: resnet18 (715K parameters)"

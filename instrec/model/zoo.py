@@ -405,6 +405,7 @@ def shipped_table(default: str | None, shipped: dict[str, ShippedModel]) -> str:
             if "solo_top1_accuracy" in card
             else "",
             card.get("speed", ""),
+            f"card: {card['card']}" if "card" in card else "",
         ]
         lines.append(
             "; ".join(
