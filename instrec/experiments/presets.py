@@ -114,7 +114,8 @@ PRESETS: dict[str, Preset] = {
         "times its songs from every installed source for 40 epochs; the small preset's "
         "cross-source benchmark",
         pretrain_music="ship_pretrain_music",
-        # about 20 x 68 steps x 64 = 87 K clips of pre-training: two passes over 40,000
+        # 20 x 68 steps x 64 = 87,040 clips of pre-training: 4 epochs of 340 steps over its
+        # 35,093 training clips (as the recorded run had them: about 2.5 passes)
         corpus={"renditions": 4000, **CORPUS_SOURCES},
         experiments=(SHIP,),
         # the init grid's best cross-source F1 at its valid threshold (small preset, 2 seeds:
