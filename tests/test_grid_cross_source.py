@@ -22,6 +22,7 @@ from test_reproduce import TINY, FakeSteps, fake_f1
 
 from instrec.data.corpus import MANIFEST as CORPUS_MANIFEST
 from instrec.data.store import Entry, StoreWriter
+from instrec.errors import InstrecError
 from instrec.experiments import grid as gr
 from instrec.experiments import reproduce as rp
 from instrec.experiments import stores as st
@@ -227,6 +228,40 @@ def test_the_benchmark_is_rendered_first_with_the_musics_seed_and_held_out_of_tr
         "prepare folder", "prepare nsynth", "prepare irmas-train", "prepare irmas-test",
         "prepare corpus",
     }  # fmt: skip
+
+
+def test_a_render_the_preset_no_longer_describes_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Renders(monkeypatch)
+    st.rendered_stores(tmp_path, TINY, 2)
+    recorded = json.loads((tmp_path / "rendered-music" / st.REQUEST).read_text())
+    assert recorded["train_songs"] == TINY.music["train_songs"]
+
+    varied = dataclasses.replace(TINY, music={**TINY.music, "timbre_options": ("all",)})
+    rerun = Renders(monkeypatch)
+    with pytest.raises(InstrecError, match=r"rendered-music: .*timbre_options: \[\] there"):
+        st.rendered_stores(tmp_path, varied, 2)
+    assert [call[0] for call in rerun.calls] == ["prepare folder"]  # nothing rendered over it
+
+
+@pytest.mark.parametrize(("timbre", "refused"), [([], False), (["eq"], True)])
+def test_a_render_from_before_requests_were_kept_is_checked_by_its_manifest(
+    tmp_path: Path, timbre: list[str], refused: bool
+) -> None:
+    music = tmp_path / "rendered-music"
+    music.mkdir()
+    options = {"train_songs": TINY.music["train_songs"], "timbre": timbre, "sources": ["x"]}
+    (music / "render-ensembles.json").write_text(json.dumps({"options": options, "summary": {}}))
+    requested = {"seed": 0, **TINY.music}
+    if refused:
+        with pytest.raises(InstrecError, match=r"timbre_options: \['eq'\] there, \[\] now"):
+            st._rendered(music, "render-ensembles.json", requested)
+    else:
+        assert st._rendered(music, "render-ensembles.json", requested)
+    more_songs = {**requested, "train_songs": TINY.music["train_songs"] + 1}
+    with pytest.raises(InstrecError, match="train_songs"):
+        st._rendered(music, "render-ensembles.json", more_songs)
 
 
 def test_real_data_has_no_cross_source_store(

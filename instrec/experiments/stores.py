@@ -15,7 +15,9 @@ import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from instrec.atomic import write_text_atomic
 from instrec.data.store import ClipStore
 from instrec.errors import InstrecError
 from instrec.experiments.grid import Stores, say
@@ -75,11 +77,72 @@ def real_stores(nsynth: Path, irmas: Path, data: Path, preset: Preset, workers: 
     )
 
 
-def _rendered(folder: Path, manifest: str) -> bool:
+# in a folder rendered here: the preset's options it was rendered for, so that a rerun
+# after the preset changed refuses the folder instead of training on what it no longer says
+REQUEST = "reproduce-request.json"
+# preset option -> the renderer manifest's name for it (folders rendered before REQUEST)
+MANIFEST_NAMES = {
+    "timbre_options": "timbre",
+    "performance_options": "performance",
+    "production_options": "production",
+}
+
+
+def _requested(requested: dict[str, Any]) -> dict[str, Any]:
+    """The options a preset asks of a render, as recorded: JSON, named lists spelled out as
+    the renderer records them (`all` becomes every name)."""
+    from instrec.synth import performance, production, timbre
+
+    parsers = {
+        "timbre_options": timbre.parse_options,
+        "performance_options": performance.parse_options,
+        "production_options": production.parse_options,
+    }
+    spelled = {k: list(parsers[k](v)) if k in parsers else v for k, v in requested.items()}
+    return dict(json.loads(json.dumps(spelled, sort_keys=True, default=str)))
+
+
+def _rendered(folder: Path, manifest: str, requested: dict[str, Any]) -> bool:
+    """Whether `folder` holds a finished render of the preset's `requested` options. A
+    finished render of other options is refused, naming what differs: reusing it would
+    train on data the preset no longer describes."""
     try:
-        return json.loads((folder / manifest).read_text())["summary"] is not None
+        recorded = json.loads((folder / manifest).read_text())
+        if recorded["summary"] is None:
+            return False
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    wanted = _requested(requested)
+    try:
+        earlier = json.loads((folder / REQUEST).read_text())
+    except (OSError, ValueError):  # rendered before requests were kept: its manifest's names
+        options = recorded.get("options") or {}
+        asked = wanted.keys() | MANIFEST_NAMES.keys()
+        earlier = {
+            k: options[MANIFEST_NAMES.get(k, k)]
+            for k in asked
+            if MANIFEST_NAMES.get(k, k) in options
+        }
+        wanted = {k: v for k, v in wanted.items() if k in earlier}
+
+    def value(options: dict[str, Any], name: str) -> Any:
+        return options.get(name, [] if name in MANIFEST_NAMES else None)  # named lists: none
+
+    names = sorted(set(earlier) | set(wanted))
+    differing = [k for k in names if value(earlier, k) != value(wanted, k)]
+    if differing:
+        what = "; ".join(
+            f"{k}: {value(earlier, k)!r} there, {value(wanted, k)!r} now" for k in differing
+        )
+        raise InstrecError(
+            f"{folder}: rendered with other options than the preset now asks ({what}); "
+            "choose a new --out, or delete this folder and the stores prepared from it"
+        )
+    return True
+
+
+def _keep_request(folder: Path, requested: dict[str, Any]) -> None:
+    write_text_atomic(folder / REQUEST, json.dumps(_requested(requested), indent=1) + "\n")
 
 
 def rendered_stores(data: Path, preset: Preset, workers: int) -> Stores:
@@ -93,16 +156,18 @@ def rendered_stores(data: Path, preset: Preset, workers: int) -> Stores:
         data, workers, music_options["seed"], preset.cross_source_songs
     )
     notes, music = data / "rendered-notes", data / "rendered-music"
-    if _rendered(notes, "render-notes.json"):
+    if _rendered(notes, "render-notes.json", preset.notes):
         say(f"rendered notes {notes}: cached")
     else:
         say(f"render notes -> {notes}")
         render_notes(notes, workers=workers, holdout_from=families, **preset.notes)
-    if _rendered(music, "render-ensembles.json"):
+        _keep_request(notes, preset.notes)
+    if _rendered(music, "render-ensembles.json", music_options):
         say(f"rendered music {music}: cached")
     else:
         say(f"render ensembles -> {music}")
         render_ensembles(music, workers=workers, holdout_from=families, **music_options)
+        _keep_request(music, music_options)
     return Stores(
         prepare_store("nsynth", notes, data / "notes", workers),
         prepare_store("irmas-train", music, data / "music-train", workers),
@@ -152,7 +217,7 @@ def rendered_corpus(
     from instrec.synth.corpus import render_corpus
 
     corpus = data / "rendered-corpus"
-    if _rendered(corpus, MANIFEST):
+    if _rendered(corpus, MANIFEST, preset.corpus):
         say(f"rendered corpus {corpus}: cached")
     else:
         say(f"render corpus -> {corpus}")
@@ -163,4 +228,5 @@ def rendered_corpus(
             holdout_from=holdout_from,
             **preset.corpus,
         )
+        _keep_request(corpus, preset.corpus)
     return prepare_store("corpus", corpus, data / "corpus", workers)
