@@ -3,7 +3,7 @@ per-class thresholds.
 
 Weight soups average the weights of models fine-tuned from one pre-training (every
 floating tensor, batch-norm statistics too); where fine-tunes stay in one basin the average
-can generalise better than any of them. Per-class thresholds are the issue's other way
+can generalise better than any of them. Per-class thresholds are another way
 to make a threshold hold on unfamiliar audio. For every given model and every uniform
 soup of two or more of them this prints F1-micro on the cross-source store's valid songs
 at the threshold best on them, F1-micro / F1-macro / LRAP on its test songs at that
@@ -18,16 +18,15 @@ threshold rules: one global threshold, one per class, and one per class drawn ha
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from cross_source_scores import HEADER, scores
 
-from instrec.evaluate import evaluate_model
-from instrec.metrics import THRESHOLD_GRID, multilabel_metrics, threshold_sweep
+from instrec.metrics import THRESHOLD_GRID, threshold_sweep
 
 REPEATS = 20
 FOLDS = 5
@@ -43,33 +42,6 @@ def soup(models: list[Path], out: Path) -> Path:
     }
     torch.save(mixed, out)
     return out
-
-
-def probabilities(model: Path, store: Path, split: str, work: Path) -> tuple[np.ndarray, ...]:
-    """(labels, probabilities) of `split`, as evaluation computes them."""
-    evaluate_model(model, store, work, "validation", split, validation_store=store,
-                   tsne_points=0, force=True)  # fmt: skip
-    with open(work / "predictions.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    classes = [k[2:] for k in rows[0] if k.startswith("p_")]
-    probs = np.array([[float(r[f"p_{c}"]) for c in classes] for r in rows])
-    labels = np.array([[c in r["labels"].split(";") for c in classes] for r in rows])
-    return labels.astype(int), probs
-
-
-def scores(model: Path, store: Path, work: Path) -> tuple[str, tuple[np.ndarray, ...]]:
-    """One table row: valid F1 at its best threshold, test F1 there, test best, LRAP."""
-    valid = probabilities(model, store, "valid", work / "valid")
-    test = probabilities(model, store, "test", work / "test")
-    chosen = threshold_sweep(*valid)
-    threshold = chosen["best_threshold"]
-    at = multilabel_metrics(test[0], test[1], threshold)
-    best = threshold_sweep(*test)["best_f1_micro"]
-    row = (
-        f"{chosen['best_f1_micro']:.3f} | {threshold:.2f} | {at['f1_micro']:.3f} | "
-        f"{best:.3f} | {at['f1_macro']:.3f} | {at['lrap']:.3f}"
-    )
-    return row, valid
 
 
 def thresholds(labels: np.ndarray, probs: np.ndarray, rule: str) -> np.ndarray:
@@ -107,19 +79,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="text file for the tables")
     args = parser.parse_args()
     named = dict(m.split("=", 1) for m in args.models)
-    lines = [
-        "| model | valid F1-micro | threshold | test F1-micro there | test best | "
-        "test F1-macro | test LRAP |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = [f"| model | {HEADER} |", "|---|" + "---|" * 6]
     valid_probs = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for size in range(1, len(named) + 1):
             for group in itertools.combinations(named, size):
                 name = " + ".join(group)
-                model = Path(named[group[0]]) if size == 1 else soup(
-                    [Path(named[g]) for g in group], work / f"soup{size}.pt"
+                model = (
+                    Path(named[group[0]])
+                    if size == 1
+                    else soup([Path(named[g]) for g in group], work / f"soup{size}.pt")
                 )
                 row, valid = scores(model, args.store, work / name.replace(" ", ""))
                 lines.append(f"| {name if size == 1 else 'soup: ' + name} | {row} |")
