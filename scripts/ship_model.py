@@ -1,11 +1,12 @@
 """Put a trained model into the package as a shipped model (a maintainer's tool).
 
-    .venv/bin/python scripts/ship_model.py --from-reproduce OUT --name NAME [--card extra.json]
-        [--default]
+    .venv/bin/python scripts/ship_model.py --from-reproduce OUT [--seed N] --name NAME \
+        [--card extra.json] [--default]
     .venv/bin/python scripts/ship_model.py RUN/model.pt --name NAME --card card.json \
         [--threshold T] [--default]
 
-The first form ships the model of `instrec reproduce --preset ship --seeds 1 --out OUT`:
+The first form ships the model of `instrec reproduce --preset ship --out OUT` (with
+several `--seeds`, the one `--seed` names):
 its threshold is the one its cross-source benchmark's valid songs chose (instrument
 families no training data plays), and its card is measured here: F1 and LRAP on the
 in-source test songs at that threshold, on the cross-source test songs, and the top-1
@@ -64,16 +65,27 @@ def ship(model: Path, name: str, card: dict, threshold: float | None, default: b
     return manifest_path
 
 
-def shipped_cell(out: Path) -> Path:
-    """The one finished fine-tuning of a `reproduce --experiments ship --seeds 1` run."""
+def shipped_cell(out: Path, seed: int | None = None) -> Path:
+    """The one finished fine-tuning of a `reproduce --preset ship` run (of `seed`)."""
     cells = sorted(p.parents[1] for p in (out / "cells" / "finetune").glob("*/run/model.pt"))
+    if seed is not None:
+        cells = [c for c in cells if f"seed={seed}" in _described(c).get("overrides", ())]
     if len(cells) != 1:
         found = ", ".join(p.name for p in cells) or "none"
+        which = "--seeds 1, or --seed N" if seed is None else f"of seed {seed}"
         raise InstrecError(
-            f"{out}: expected exactly one finished fine-tuning (reproduce --preset ship "
-            f"--seeds 1), found {found}"
+            f"{out}: expected exactly one finished fine-tuning ({which}), found {found}"
         )
     return cells[0]
+
+
+def _described(cell: Path) -> dict[str, Any]:
+    """The cell's cell.json (what reproduce ran); {} where there is none."""
+    try:
+        described: dict[str, Any] = json.loads((cell / "cell.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return described
 
 
 def _metrics(cell: Path, evaluation: str) -> dict[str, Any]:
@@ -137,15 +149,15 @@ def tagging_speed(model: Path, seconds: float = 180.0) -> str:
     )
 
 
-def card_from_reproduce(out: Path) -> tuple[Path, float, dict[str, Any]]:
+def card_from_reproduce(out: Path, seed: int | None) -> tuple[Path, float, dict[str, Any]]:
     """(model file, shipped threshold, card) of a `reproduce --preset ship` run in `out`."""
     from instrec.evaluate import evaluate_model
     from instrec.experiments.stores import BENCHMARK_FOLDER
     from instrec.synth.benchmark import families_file
 
-    cell = shipped_cell(out)
+    cell = shipped_cell(out, seed)
     model = cell / "run" / "model.pt"
-    described = json.loads((cell / "cell.json").read_text(encoding="utf-8"))
+    described = _described(cell)
     cross = _metrics(cell, "cross-source-valid")
     in_source = _metrics(cell, "validation")
     threshold = float(cross["threshold"])
@@ -161,7 +173,7 @@ def card_from_reproduce(out: Path) -> tuple[Path, float, dict[str, Any]]:
     card = {
         "architecture": f"{architecture.arch}{wide}, {architecture.sinc_filters} sinc filters, "
         "the authors' fine-tuning head",
-        "trained_on": "rendered audio only (instrec reproduce --preset ship --seeds 1): "
+        "trained_on": "rendered audio only (instrec reproduce --preset ship): "
         f"config {described['config']} with {' '.join(described['overrides'])}, "
         f"initialisation {described['init'] or 'random'}",
         "threshold": f"{threshold:g}: best F1-micro on the cross-source benchmark's valid "
@@ -186,6 +198,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, nargs="?", help="the trained model file (RUN/model.pt)")
     parser.add_argument("--from-reproduce", type=Path, metavar="OUT", help="a ship preset run")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="with --from-reproduce: the seed to ship"
+    )
     parser.add_argument("--name", required=True, help="the name users will type")
     parser.add_argument(
         "--card", type=Path, help="card.json: what to list (added to a measured one)"
@@ -196,8 +211,10 @@ def main() -> None:
     extra = {} if args.card is None else json.loads(args.card.read_text(encoding="utf-8"))
     if (args.model is None) == (args.from_reproduce is None):
         parser.error("give a model file or --from-reproduce OUT")
+    if args.seed is not None and args.from_reproduce is None:
+        parser.error("--seed picks a seed of --from-reproduce OUT")
     if args.from_reproduce is not None:
-        model, threshold, card = card_from_reproduce(args.from_reproduce)
+        model, threshold, card = card_from_reproduce(args.from_reproduce, args.seed)
         card = {**card, **extra}
     else:
         model, threshold, card = args.model, args.threshold, extra

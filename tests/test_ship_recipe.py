@@ -135,6 +135,21 @@ def test_shipping_finds_the_one_finished_model(tmp_path: Path) -> None:
     assert script.shipped_cell(tmp_path) == cell
 
 
+def test_shipping_picks_the_named_seed_of_several(tmp_path: Path) -> None:
+    script = _ship_model_script()
+    cells = []
+    for seed in (0, 1):
+        cell = tmp_path / "cells" / "finetune" / f"sharesnet18-pre-music-f1-s{seed}-0{seed}"
+        (cell / "run").mkdir(parents=True)
+        (cell / "run" / "model.pt").write_bytes(b"")
+        (cell / "cell.json").write_text(json.dumps({"overrides": [f"seed={seed}"]}))
+        cells.append(cell)
+    assert script.shipped_cell(tmp_path, seed=1) == cells[1]
+    assert script.shipped_cell(tmp_path, seed=0) == cells[0]
+    with pytest.raises(InstrecError, match=r"one finished fine-tuning \(of seed 2\), found none"):
+        script.shipped_cell(tmp_path, seed=2)
+
+
 @pytest.mark.slow
 def test_shipping_a_ship_run_measures_its_card_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
