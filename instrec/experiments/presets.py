@@ -107,14 +107,18 @@ PRESETS: dict[str, Preset] = {
             "train_excerpts": 6,
             "test_excerpts": 2,
             "sources_used": ("all",),
-            # per-part timbre variation: at this budget it helped across sources
-            # (benchmarks/results/ship_levers), where 360 steps were too few for it
+            # per-part timbre variation and performance (dynamics, timing, pedal, comping,
+            # grooves): at this budget they helped across sources, most on songs rendered
+            # with every ingredient (benchmarks/results/ship_levers), where 360 steps were
+            # too few for them
             "timbre_options": ("all",),
+            "performance_options": ("all",),
         },
         limits={"nsynth": 60000, "irmas-train": 6000, "irmas-test": 500},
         about="CPU, about 1.5 hours: the shipped model's recipe: the small preset's model "
         "(bf16 autocast, channels-last) pre-trained on rendered music, fine-tuned on eight "
-        "times its songs from every installed source for 40 epochs with mixup and effects; "
+        "times its songs from every installed source, each part's timbre and playing varied, "
+        "for 40 epochs with mixup and effects; "
         "the small preset's cross-source benchmark",
         pretrain_music="ship_pretrain_music",
         # 20 x 68 steps x 64 = 87,040 clips of pre-training: 4 epochs of 340 steps over its
